@@ -1,0 +1,21 @@
+"""rlfoundry: reinforcement learning on JAX, where training is a pure function of
+``(config, key)`` and everything a researcher varies is a vmappable pytree."""
+
+from rlfoundry.algos import ALGORITHMS, PPOConfig
+from rlfoundry.engine import Trainer, seed_keys, train
+from rlfoundry.envs import make, register
+from rlfoundry.errors import ConfigError, RLFoundryError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALGORITHMS",
+    "ConfigError",
+    "PPOConfig",
+    "RLFoundryError",
+    "Trainer",
+    "make",
+    "register",
+    "seed_keys",
+    "train",
+]

@@ -1,0 +1,113 @@
+"""What every learner provides, and the environment stack learners train on.
+
+A learner is a config class plus pure functions ``init(config, key) -> state`` and
+``update(config, state) -> (state, metrics)``; ``train`` (in :mod:`rlfoundry.engine`) is a
+``lax.scan`` of ``update``. ``act`` gives the trained policy for evaluation and rendering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+
+from rlfoundry.config import check_positive_ints
+from rlfoundry.envs import (
+    ClipAction,
+    EpisodeStatistics,
+    FlattenObservation,
+    NormalizeObservation,
+    ScaleReward,
+    VectorEnv,
+    env_spec,
+    is_discrete,
+    make,
+)
+from rlfoundry.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """A learner as the engine sees it."""
+
+    name: str
+    config_cls: type
+    init: Callable[[Any, jax.Array], Any]
+    update: Callable[[Any, Any], tuple[Any, dict[str, jax.Array]]]
+    act: Callable[[Any, Any, jax.Array, jax.Array, bool], jax.Array]
+    action_spaces: tuple[str, ...] = ("discrete", "continuous")
+    description: str = ""
+
+    def num_updates(self, config: Any) -> int:
+        return config.total_steps // self.steps_per_update(config)
+
+    def steps_per_update(self, config: Any) -> int:
+        return config.num_envs * config.num_steps
+
+
+@dataclass(frozen=True)
+class EnvStack:
+    """The wrapped, vectorised training environment and what learners need to know of it."""
+
+    env: Any
+    params: Any
+    obs_shape: tuple[int, ...]
+    discrete: bool
+    action_dim: int
+    action_low: Any = None
+    action_high: Any = None
+
+
+def make_env_stack(
+    config: Any, num_envs: int | None = None, *, flatten: bool | None = None,
+    update_stats: bool = True,
+) -> EnvStack:
+    """Build ``config.env`` wrapped for training: statistics, flattening, clipping, vectorised,
+    then (optionally) observation normalisation and reward scaling shared across envs."""
+    base, params = make(config.env)
+    space = base.action_space(params)
+    discrete = is_discrete(space)
+    env = EpisodeStatistics(base)
+    obs_shape = tuple(base.observation_space(params).shape)
+    if flatten is None:
+        flatten = getattr(config, "network", "mlp") == "mlp"
+    if flatten and len(obs_shape) != 1:
+        env = FlattenObservation(env)
+        obs_shape = tuple(env.observation_space(params).shape)
+    if not discrete:
+        env = ClipAction(env)
+    env = VectorEnv(env, num_envs or config.num_envs)
+    if getattr(config, "normalize_observations", False):
+        env = NormalizeObservation(env, update_stats=update_stats)
+    if getattr(config, "scale_rewards", False):
+        env = ScaleReward(env, gamma=config.gamma, update_stats=update_stats)
+    if discrete:
+        return EnvStack(env, params, obs_shape, True, int(space.n))
+    return EnvStack(env, params, obs_shape, False, int(space.shape[0]), space.low, space.high)
+
+
+def validate_common(config: Any, algo: Algorithm) -> None:
+    """Checks shared by every learner: the environment exists and suits the algorithm,
+    and sizes are positive and consistent."""
+    spec = env_spec(config.env)
+    if spec.needs_download:
+        raise ConfigError(
+            f"environment {config.env!r} downloads a data set at start-up, which this "
+            "installation does not do; pick another environment."
+        )
+    check_positive_ints(config, ("total_steps", "num_envs", "num_steps"))
+    base, params = make(config.env)
+    kind = "discrete" if is_discrete(base.action_space(params)) else "continuous"
+    if kind not in algo.action_spaces:
+        raise ConfigError(
+            f"{algo.name} needs a {' or '.join(algo.action_spaces)} action space but "
+            f"{config.env} is {kind}; use an algorithm for {kind} actions "
+            f"(see `rlfoundry list algos`)."
+        )
+    if config.total_steps < algo.steps_per_update(config):
+        raise ConfigError(
+            f"total_steps={config.total_steps} is less than one update "
+            f"(num_envs*num_steps={algo.steps_per_update(config)}); raise total_steps."
+        )

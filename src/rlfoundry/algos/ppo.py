@@ -1,0 +1,258 @@
+"""Proximal Policy Optimisation (Schulman et al., 2017), discrete and continuous.
+
+Per update:
+  1. collect T steps from N environments with the current policy;
+  2. evaluate V on the visited and reached (pre-reset) observations, batched;
+  3. GAE advantages, bootstrapping truncated episodes from V(final observation);
+  4. K epochs of shuffled minibatches maximising the objective's surrogate
+     (PPO clip by default; any :class:`rlfoundry.objectives.Objective`)
+     minus the value loss (optionally clipped) plus an entropy bonus.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from rlfoundry.algos.advantages import gae
+from rlfoundry.algos.base import Algorithm, EnvStack, make_env_stack, validate_common
+from rlfoundry.algos.minibatch import epochs_of_minibatches, flatten_time
+from rlfoundry.algos.rollout import EnvCarry, collect, episode_metrics
+from rlfoundry.config import check_positive_ints, check_range, leaf, node, static
+from rlfoundry.errors import ConfigError
+from rlfoundry.nets import (
+    Critic,
+    DiscreteActor,
+    GaussianActor,
+    deterministic_action,
+    policy_distribution,
+    policy_noise,
+    sample_with_noise,
+)
+from rlfoundry.objectives import Objective, PPOClip
+
+
+class PPOConfig(struct.PyTreeNode):
+    """PPO hyperparameters. Defaults: the classic-control settings of CleanRL/PureJaxRL."""
+
+    env: str = static("CartPole-v1")
+    total_steps: int = static(500_000)
+    num_envs: int = static(4)
+    num_steps: int = static(128)
+    update_epochs: int = static(4)
+    num_minibatches: int = static(4)
+    network: str = static("mlp")
+    hidden_sizes: tuple[int, ...] = static((64, 64))
+    activation: str = static("tanh")
+    anneal_lr: bool = static(True)
+    normalize_advantages: bool = static(True)
+    clip_value: bool = static(False)
+    normalize_observations: bool = static(False)
+    scale_rewards: bool = static(False)
+    lr: float = leaf(2.5e-4)
+    gamma: float = leaf(0.99)
+    gae_lambda: float = leaf(0.95)
+    ent_coef: float = leaf(0.01)
+    vf_coef: float = leaf(0.5)
+    max_grad_norm: float = leaf(0.5)
+    vf_clip: float = leaf(0.2)
+    init_log_std: float = static(0.0)
+    objective: Objective = node(PPOClip)
+
+    def validate(self) -> None:
+        validate_common(self, PPO)
+        check_positive_ints(self, ("update_epochs", "num_minibatches"))
+        sizes = self.hidden_sizes
+        if not sizes or any((not isinstance(h, int)) or h <= 0 for h in sizes):
+            raise ConfigError(f"hidden_sizes must be positive integers, got {self.hidden_sizes}.")
+        batch = self.num_envs * self.num_steps
+        if batch % self.num_minibatches:
+            raise ConfigError(
+                f"the batch num_envs*num_steps={batch} does not divide into "
+                f"num_minibatches={self.num_minibatches}; pick a divisor of {batch}."
+            )
+        if self.network not in ("mlp", "cnn"):
+            raise ConfigError(f"network must be 'mlp' or 'cnn', got {self.network!r}.")
+        if self.activation not in ("tanh", "relu", "gelu", "silu"):
+            raise ConfigError(
+                f"activation must be tanh, relu, gelu or silu, got {self.activation!r}."
+            )
+        check_range(self, "lr", 0.0, 1.0, low_open=True)
+        check_range(self, "gamma", 0.0, 1.0)
+        check_range(self, "gae_lambda", 0.0, 1.0)
+        check_range(self, "ent_coef", 0.0, 100.0)
+        check_range(self, "vf_coef", 0.0, 100.0)
+        check_range(self, "max_grad_norm", 0.0, 1e9, low_open=True)
+        check_range(self, "vf_clip", 0.0, 1e9, low_open=True)
+        self.objective.validate()
+
+
+class PPOState(struct.PyTreeNode):
+    """Everything that changes during training; a checkpoint is exactly this."""
+
+    params: Any
+    opt_state: Any
+    env: EnvCarry
+    env_params: Any
+    key: jax.Array
+    update: jax.Array
+
+
+class Batch(struct.PyTreeNode):
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    advantage: jax.Array
+    target: jax.Array
+    weight: jax.Array
+
+
+def networks(config: PPOConfig, stack: EnvStack) -> tuple[Any, Critic]:
+    cnn = config.network == "cnn"
+    if stack.discrete:
+        actor = DiscreteActor(stack.action_dim, config.hidden_sizes, config.activation, cnn)
+    else:
+        actor = GaussianActor(
+            stack.action_dim, config.hidden_sizes, config.activation, cnn, config.init_log_std
+        )
+    return actor, Critic(config.hidden_sizes, config.activation, cnn)
+
+
+def num_updates(config: PPOConfig) -> int:
+    return config.total_steps // (config.num_envs * config.num_steps)
+
+
+def optimizer(config: PPOConfig) -> optax.GradientTransformation:
+    """Adam with global-norm clipping; the learning rate decays linearly per update if
+    ``anneal_lr`` (rebuilt from the config on every call, so ``lr`` can be a vmapped leaf)."""
+    steps_per_update = config.update_epochs * config.num_minibatches
+    total = num_updates(config)
+
+    def schedule(count: jax.Array) -> jax.Array:
+        if not config.anneal_lr:
+            return config.lr
+        return config.lr * (1.0 - (count // steps_per_update) / total)
+
+    return optax.chain(
+        optax.clip_by_global_norm(config.max_grad_norm),
+        optax.adam(schedule, eps=1e-5),
+    )
+
+
+def init(config: PPOConfig, key: jax.Array) -> PPOState:
+    stack = make_env_stack(config)
+    actor, critic = networks(config, stack)
+    key, actor_key, critic_key, env_key = jax.random.split(key, 4)
+    obs, env_state = stack.env.reset(env_key, stack.params)
+    dummy = jnp.zeros((1, *stack.obs_shape))
+    params = {"actor": actor.init(actor_key, dummy), "critic": critic.init(critic_key, dummy)}
+    return PPOState(
+        params=params,
+        opt_state=optimizer(config).init(params),
+        env=EnvCarry(env_state, obs),
+        env_params=stack.params,
+        key=key,
+        update=jnp.int32(0),
+    )
+
+
+def policy_loss(
+    config: PPOConfig, params: Any, actor: Any, critic: Any, mb: Batch, progress: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """PPO's loss on one minibatch: -surrogate + c_v * value loss - c_e * entropy."""
+    dist = policy_distribution(actor.apply(params["actor"], mb.obs))
+    log_prob = dist.log_prob(mb.action)
+    log_ratio = log_prob - mb.log_prob
+    ratio = jnp.exp(log_ratio)
+    adv = mb.advantage
+    if config.normalize_advantages:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    weight_sum = jnp.maximum(mb.weight.sum(), 1e-8)
+    wmean = lambda x: (mb.weight * x).sum() / weight_sum
+    surrogate = config.objective.surrogate(ratio, log_ratio, adv, progress)
+    pg_loss = -wmean(surrogate)
+
+    value = critic.apply(params["critic"], mb.obs)
+    v_loss = (value - mb.target) ** 2
+    if config.clip_value:
+        clipped = mb.value + jnp.clip(value - mb.value, -config.vf_clip, config.vf_clip)
+        v_loss = jnp.maximum(v_loss, (clipped - mb.target) ** 2)
+    v_loss = 0.5 * wmean(v_loss)
+    entropy = wmean(dist.entropy())
+    loss = pg_loss + config.vf_coef * v_loss - config.ent_coef * entropy
+    return loss, {
+        "policy_loss": pg_loss,
+        "value_loss": v_loss,
+        "entropy": entropy,
+        "approx_kl": wmean((ratio - 1.0) - log_ratio),
+        "drift_active": wmean((config.objective.drift(ratio, adv, progress) > 0).astype(float)),
+    }
+
+
+def update(config: PPOConfig, state: PPOState) -> tuple[PPOState, dict[str, jax.Array]]:
+    stack = make_env_stack(config)
+    actor, critic = networks(config, stack)
+    tx = optimizer(config)
+    key, rollout_key, epoch_key = jax.random.split(state.key, 3)
+
+    key, noise_key = jax.random.split(key)
+    policy = lambda obs: actor.apply(state.params["actor"], obs)
+    noise = policy_noise(noise_key, jax.eval_shape(policy, state.env.obs), config.num_steps)
+    act = lambda eps, obs: sample_with_noise(policy(obs), eps)
+    carry, traj = collect(
+        stack.env, state.env_params, state.env, rollout_key, config.num_steps, act, noise
+    )
+
+    values = critic.apply(state.params["critic"], traj.obs)
+    next_values = critic.apply(state.params["critic"], traj.final_obs)
+    advantages, targets = gae(
+        traj.reward, values, next_values, traj.terminated, traj.truncated,
+        config.gamma, config.gae_lambda,
+    )
+    batch = flatten_time(
+        Batch(traj.obs, traj.action, traj.log_prob, values, advantages, targets,
+              jnp.ones_like(values))
+    )
+    progress = state.update / num_updates(config)
+
+    def sgd_step(c: tuple[Any, Any], mb: Batch) -> tuple[tuple[Any, Any], dict[str, jax.Array]]:
+        params, opt_state = c
+        grads, info = jax.grad(
+            lambda p: policy_loss(config, p, actor, critic, mb, progress), has_aux=True
+        )(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), info
+
+    (params, opt_state), losses = epochs_of_minibatches(
+        epoch_key, (state.params, state.opt_state), batch,
+        config.update_epochs, config.num_minibatches, sgd_step,
+    )
+    new_state = PPOState(params, opt_state, carry, state.env_params, key, state.update + 1)
+    return new_state, {**losses, **episode_metrics(traj)}
+
+
+def act(
+    config: PPOConfig, state: PPOState, obs: jax.Array, key: jax.Array, deterministic: bool
+) -> jax.Array:
+    """The trained policy's action for a batch of observations."""
+    stack = make_env_stack(config, num_envs=1)
+    actor, _ = networks(config, stack)
+    out = actor.apply(state.params["actor"], obs)
+    if deterministic:
+        return deterministic_action(out)
+    return policy_distribution(out).sample(seed=key)
+
+
+PPO = Algorithm(
+    name="ppo",
+    config_cls=PPOConfig,
+    init=init,
+    update=update,
+    act=act,
+    description="Proximal Policy Optimisation (clip or any pluggable objective)",
+)

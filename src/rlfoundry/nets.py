@@ -1,0 +1,130 @@
+"""Networks: MLP/CNN torsos, actor and critic heads, with orthogonal initialisation.
+
+Actor and critic are separate networks (as in the reference PPO implementations), so a
+rollout runs only the actor and the critic is evaluated once, batched, after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import distrax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu}
+
+
+def dense(features: int, scale: float) -> nn.Dense:
+    return nn.Dense(
+        features, kernel_init=nn.initializers.orthogonal(scale), bias_init=nn.initializers.zeros
+    )
+
+
+class Torso(nn.Module):
+    """MLP over flat observations, or a small CNN first for image observations (MinAtar)."""
+
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    cnn: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        if self.cnn:
+            x = nn.Conv(16, (3, 3), kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x)
+            x = nn.relu(x).reshape((*x.shape[:-3], -1))
+        for h in self.hidden_sizes:
+            x = act(dense(h, np.sqrt(2))(x))
+        return x
+
+
+class DiscreteActor(nn.Module):
+    """Categorical policy: returns logits."""
+
+    num_actions: int
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    cnn: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = Torso(self.hidden_sizes, self.activation, self.cnn)(obs)
+        return dense(self.num_actions, 0.01)(x)
+
+
+class GaussianActor(nn.Module):
+    """Diagonal Gaussian policy with a state-independent log-std: returns (mean, log_std)."""
+
+    action_dim: int
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    cnn: bool = False
+    init_log_std: float = 0.0
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        x = Torso(self.hidden_sizes, self.activation, self.cnn)(obs)
+        mean = dense(self.action_dim, 0.01)(x)
+        log_std = self.param(
+            "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
+        )
+        return mean, jnp.broadcast_to(log_std, mean.shape)
+
+
+class Critic(nn.Module):
+    """State-value function V(s)."""
+
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    cnn: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = Torso(self.hidden_sizes, self.activation, self.cnn)(obs)
+        return dense(1, 1.0)(x)[..., 0]
+
+
+def policy_distribution(out: jax.Array | tuple[jax.Array, jax.Array]) -> distrax.Distribution:
+    """The action distribution for an actor's output (logits, or mean and log-std)."""
+    if isinstance(out, tuple):
+        mean, log_std = out
+        return distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
+    return distrax.Categorical(logits=out)
+
+
+def policy_noise(
+    key: jax.Array, out: jax.Array | tuple[jax.Array, jax.Array], steps: int
+) -> jax.Array:
+    """Noise for ``steps`` calls of :func:`sample_with_noise` on outputs shaped like ``out``:
+    Gumbel noise for categorical policies, standard normal for Gaussian ones."""
+    if isinstance(out, tuple):
+        return jax.random.normal(key, (steps, *out[0].shape))
+    return jax.random.gumbel(key, (steps, *out.shape))
+
+
+def sample_with_noise(
+    out: jax.Array | tuple[jax.Array, jax.Array], noise: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Sample an action and its log-probability from pre-drawn noise.
+
+    Categorical: the Gumbel-max trick; Gaussian: ``mean + std * eps``. The same
+    distribution as ``policy_distribution(out).sample``, without a PRNG call per step.
+    """
+    if isinstance(out, tuple):
+        mean, log_std = out
+        action = mean + jnp.exp(log_std) * noise
+        log_prob = -0.5 * jnp.sum(noise**2 + 2 * log_std + jnp.log(2 * jnp.pi), axis=-1)
+        return action, log_prob
+    action = jnp.argmax(out + noise, axis=-1)
+    log_prob = jnp.take_along_axis(jax.nn.log_softmax(out), action[..., None], axis=-1)[..., 0]
+    return action, log_prob
+
+
+def deterministic_action(out: jax.Array | tuple[jax.Array, jax.Array]) -> jax.Array:
+    """The mode of the policy: argmax for categorical, the mean for Gaussian."""
+    if isinstance(out, tuple):
+        return out[0]
+    return jnp.argmax(out, axis=-1)
