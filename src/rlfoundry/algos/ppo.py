@@ -50,7 +50,7 @@ class PPOConfig(struct.PyTreeNode):
     activation: str = static("tanh")
     anneal_lr: bool = static(True)
     normalize_advantages: bool = static(True)
-    clip_value: bool = static(False)
+    clip_value: bool = static(True)
     normalize_observations: bool = static(False)
     scale_rewards: bool = static(False)
     lr: float = leaf(2.5e-4)

@@ -1,0 +1,158 @@
+"""PPO: probe environments, truncation, determinism and vmap over seeds and hyperparameters."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rlfoundry as rf
+from rlfoundry.algos import ppo
+from rlfoundry.algos.advantages import gae
+from rlfoundry.algos.base import make_env_stack
+
+PROBE_CFG = dict(
+    num_envs=8, num_steps=16, total_steps=24_576, lr=3e-3, anneal_lr=False, ent_coef=0.0,
+    update_epochs=4, num_minibatches=2, hidden_sizes=(32, 32),
+)
+
+
+def trained(env: str, **overrides):
+    cfg = rf.PPOConfig(env=env, **{**PROBE_CFG, **overrides})
+    state, metrics = rf.Trainer(cfg, seeds=[0], chunk_updates=1000).run()
+    one = jax.tree.map(lambda x: x[0], state)
+    actor, critic = ppo.networks(cfg, make_env_stack(cfg))
+    return cfg, one, actor, critic
+
+
+def value(critic, state, obs):
+    return np.asarray(critic.apply(state.params["critic"], jnp.array(obs, jnp.float32)))
+
+
+def probs(actor, state, obs):
+    return np.asarray(jax.nn.softmax(actor.apply(state.params["actor"], jnp.array(obs, jnp.float32))))
+
+
+def test_probe_constant_reward_value():
+    _, s, _, critic = trained("Probe-Constant-v0")
+    assert value(critic, s, [[0.0]])[0] == pytest.approx(1.0, abs=0.05)
+
+
+def test_probe_observation_dependent_value():
+    _, s, _, critic = trained("Probe-Observation-v0")
+    v = value(critic, s, [[1.0], [-1.0]])
+    assert v[0] == pytest.approx(1.0, abs=0.1) and v[1] == pytest.approx(-1.0, abs=0.1)
+
+
+def test_probe_two_step_discounting():
+    _, s, _, critic = trained("Probe-TwoStep-v0", gamma=0.9, gae_lambda=1.0)
+    v = value(critic, s, [[0.0], [1.0]])
+    assert v[0] == pytest.approx(0.9, abs=0.08) and v[1] == pytest.approx(1.0, abs=0.08)
+
+
+def test_probe_action_dependent_reward():
+    _, s, actor, critic = trained("Probe-Action-v0")
+    assert probs(actor, s, [[0.0]])[0, 1] > 0.95
+    assert value(critic, s, [[0.0]])[0] > 0.8
+
+
+def test_probe_observation_and_action():
+    _, s, actor, critic = trained("Probe-ObservationAction-v0")
+    p = probs(actor, s, [[1.0], [-1.0]])
+    assert p[0, 1] > 0.95 and p[1, 0] > 0.95
+    assert np.all(value(critic, s, [[1.0], [-1.0]]) > 0.8)
+
+
+def test_probe_continuous_action_mean():
+    _, s, actor, _ = trained("Probe-ContinuousAction-v0", lr=3e-3, init_log_std=-0.5)
+    mean, log_std = actor.apply(s.params["actor"], jnp.zeros((1, 1)))
+    assert float(mean[0, 0]) == pytest.approx(0.5, abs=0.1)
+
+
+def test_gae_bootstraps_on_truncation_not_termination():
+    rewards = jnp.array([[1.0], [1.0]])
+    values = jnp.array([[5.0], [5.0]])
+    next_values = jnp.array([[5.0], [7.0]])  # V(final_obs) of the last step = 7
+    no = jnp.zeros((2, 1), bool)
+    end = jnp.array([[False], [True]])
+    _, trunc_targets = gae(rewards, values, next_values, no, end, 0.9, 0.95)
+    _, term_targets = gae(rewards, values, next_values, end, no, 0.9, 0.95)
+    assert float(trunc_targets[1, 0]) == pytest.approx(1.0 + 0.9 * 7.0)
+    assert float(term_targets[1, 0]) == pytest.approx(1.0)
+    assert float(trunc_targets[1, 0]) != float(term_targets[1, 0])
+    # The trace never crosses an episode boundary: step 0's advantage ignores step 1's
+    # when step 0 ended an episode.
+    adv, _ = gae(rewards, values, next_values, jnp.array([[True], [False]]), no, 0.9, 0.95)
+    assert float(adv[0, 0]) == pytest.approx(1.0 - 5.0)
+
+
+def test_rollout_truncation_bootstraps_from_final_observation():
+    """On CartPole with a 5-step limit every episode truncates; the stored final_obs is
+    the pre-reset observation and the PPO target there uses V(final_obs)."""
+    cfg = rf.PPOConfig(num_envs=2, num_steps=12, total_steps=24)
+    stack = make_env_stack(cfg)
+    env = stack.env
+    params = stack.params.replace(max_steps_in_episode=5)
+    state = ppo.init(cfg, jax.random.PRNGKey(0))
+    state = state.replace(env_params=params)
+    _, critic = ppo.networks(cfg, stack)
+    from rlfoundry.algos.rollout import collect
+
+    noise = jnp.zeros((12, 2, 2))
+    act = lambda eps, obs: (jnp.zeros(obs.shape[0], jnp.int32), jnp.zeros(obs.shape[0]))
+    _, traj = collect(env, params, state.env, jax.random.PRNGKey(1), 12, act, noise)
+    trunc = np.asarray(traj.truncated)
+    assert trunc[4].all() and not np.asarray(traj.terminated).any()
+    # after truncation the next stored obs is a fresh reset, not the final observation
+    assert not np.allclose(traj.obs[5], traj.final_obs[4])
+    assert np.allclose(traj.obs[4 + 0], traj.obs[4])
+    values = critic.apply(state.params["critic"], traj.obs)
+    next_values = critic.apply(state.params["critic"], traj.final_obs)
+    _, targets = gae(traj.reward, values, next_values, traj.terminated, traj.truncated, 0.99, 0.95)
+    expected = traj.reward[4] + 0.99 * next_values[4]
+    np.testing.assert_allclose(targets[4], expected, rtol=1e-5)
+    assert not np.allclose(targets[4], traj.reward[4])
+
+
+SMALL = rf.PPOConfig(num_envs=4, num_steps=32, total_steps=4 * 32 * 6, num_minibatches=2)
+
+
+@pytest.fixture(scope="module")
+def small_runs():
+    return rf.Trainer(SMALL, seeds=[0, 0, 1], chunk_updates=3).run()
+
+
+def test_same_seed_same_numbers(small_runs):
+    state, metrics = small_runs
+    leaves = jax.tree.leaves(state.params)
+    assert all(np.array_equal(x[0], x[1]) for x in leaves)
+    assert not all(np.array_equal(x[0], x[2]) for x in leaves)
+    np.testing.assert_array_equal(metrics["policy_loss"][0], metrics["policy_loss"][1])
+
+
+def test_pure_train_matches_chunked_trainer(small_runs):
+    state, metrics = small_runs
+    pure_state, pure_metrics = jax.jit(rf.train)(SMALL, jax.random.PRNGKey(0))
+    for a, b in zip(jax.tree.leaves(pure_state.params), jax.tree.leaves(state.params), strict=True):
+        np.testing.assert_allclose(a, b[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pure_metrics["value_loss"], metrics["value_loss"][0], rtol=1e-4)
+
+
+def test_vmap_over_learning_rates_matches_separate_runs():
+    lrs = np.array([1e-4, 3e-3], np.float32)
+    grid = SMALL.replace(lr=lrs)
+    state, _ = rf.Trainer(grid, seeds=[0, 0], batched=("lr",), chunk_updates=6).run()
+    for i, lr in enumerate(lrs):
+        single, _ = rf.Trainer(SMALL.replace(lr=float(lr)), seeds=[0], chunk_updates=6).run()
+        for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(single.params), strict=True):
+            np.testing.assert_allclose(a[i], b[0], rtol=1e-4, atol=1e-5)
+    first = jax.tree.leaves(state.params)[0]
+    assert not np.allclose(first[0], first[1])
+
+
+def test_vmap_over_objective_leaf():
+    """Nested numeric leaves (the objective's clip) vmap like top-level ones."""
+    cfg = SMALL.replace(lr=1e-2, objective=SMALL.objective.replace(clip_eps=np.array([0.01, 0.5])))
+    _, metrics = rf.Trainer(cfg, seeds=[0, 0], batched=("objective.clip_eps",)).run()
+    assert metrics["drift_active"][0].mean() > metrics["drift_active"][1].mean()
