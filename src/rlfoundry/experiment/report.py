@@ -21,18 +21,30 @@ from rlfoundry.experiment.stats import mean_ci, stratified_bootstrap
 FINAL_FRACTION = 0.1
 
 
+def final_values(metrics: dict[str, np.ndarray], key: str = "episode_return",
+                 fraction: float = FINAL_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+    """Per seed: the mean of ``key`` over the last ``fraction`` of updates (episode-weighted
+    for episode statistics) and the weight behind it (NaN where there is none)."""
+    from rlfoundry.experiment.logs import WEIGHTED
+
+    v = np.asarray(metrics[key], dtype=np.float64)
+    k = max(1, int(math.ceil(v.shape[1] * fraction)))
+    v = v[:, -k:]
+    if key in WEIGHTED and "episodes" in metrics:
+        w = np.asarray(metrics["episodes"], dtype=np.float64)[:, -k:]
+    else:
+        w = np.isfinite(v).astype(np.float64)
+    v = np.nan_to_num(v)
+    count = w.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, (v * w).sum(axis=1) / count, np.nan), count
+
+
 def final_returns(metrics: dict[str, np.ndarray], fraction: float = FINAL_FRACTION
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Per seed: episode-weighted mean return over the last ``fraction`` of updates, and
     the number of episodes it averages (NaN where none ended)."""
-    r = np.asarray(metrics["episode_return"], dtype=np.float64)
-    w = np.asarray(metrics["episodes"], dtype=np.float64)
-    n = r.shape[1]
-    k = max(1, int(math.ceil(n * fraction)))
-    r, w = np.nan_to_num(r[:, -k:]), w[:, -k:]
-    count = w.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, (r * w).sum(axis=1) / count, np.nan), count
+    return final_values(metrics, "episode_return", fraction)
 
 
 def _num(x: float) -> float | None:
