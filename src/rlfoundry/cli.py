@@ -503,10 +503,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     err.print(f"Sweep of {len(trials)} trial(s) x {len(seeds)} seed(s) on backend "
               f"{args.backend}: {sw.describe_groups(groups, args.backend)} -> {folder}")
     if args.backend == "vmap":
-        results = sw.run_vmap(resolved, groups, seeds, folder, chunk_updates=args.chunk_updates,
+        results = sw.run_vmap(resolved, trials, groups, seeds, chunk_updates=args.chunk_updates,
                               progress=not args.no_progress, log=err.print)
     else:
-        results = sw.run_ray(resolved, trials, seeds, folder, chunk_updates=args.chunk_updates,
+        results = sw.run_ray(resolved, trials, seeds, chunk_updates=args.chunk_updates,
                              address=args.ray_address, num_cpus=args.ray_cpus,
                              cache_dir=getattr(args, "compile_cache", None), log=err.print)
     table = sw.write_results(folder, results, args.metric, args.backend)
