@@ -106,6 +106,13 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
         ):
             return np.asarray(value, np.float32)  # a batch of values for vmap
         raise ConfigError(f"{name} must be a number, got {value!r}.")
+    if default is None or isinstance(default, (np.ndarray, jax.Array)):
+        if isinstance(value, (list, tuple, np.ndarray)):
+            try:
+                return np.asarray(value, np.float32)  # e.g. a learned objective's weights
+            except (TypeError, ValueError):
+                raise ConfigError(f"{name} must be a list of numbers.") from None
+        return value
     if isinstance(default, str):
         if isinstance(value, str):
             return value

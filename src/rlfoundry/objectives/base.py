@@ -9,6 +9,12 @@ from flax import struct
 from rlfoundry.config import leaf, register_node
 
 
+def ppo_drift(ratio: jax.Array, advantage: jax.Array, clip_eps: jax.Array | float) -> jax.Array:
+    """PPO's clip as a drift: ``ReLU((r − clip(r, 1−ε, 1+ε))·A)``."""
+    clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    return jax.nn.relu((ratio - clipped) * advantage)
+
+
 class Objective(struct.PyTreeNode):
     """Base class: a per-sample surrogate to maximise, with its own (vmappable) params."""
 
@@ -43,8 +49,7 @@ class PPOClip(Objective):
     clip_eps: float = leaf(0.2)
 
     def drift(self, ratio: jax.Array, advantage: jax.Array, progress: jax.Array) -> jax.Array:
-        clipped = jnp.clip(ratio, 1.0 - self.clip_eps, 1.0 + self.clip_eps)
-        return jax.nn.relu((ratio - clipped) * advantage)
+        return ppo_drift(ratio, advantage, self.clip_eps)
 
     def validate(self) -> None:
         from rlfoundry.config import check_range
