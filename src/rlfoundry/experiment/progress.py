@@ -61,7 +61,7 @@ class Progress:
 
             self._bar = RichProgress(
                 TextColumn("[bold]{task.description}"),
-                BarColumn(),
+                BarColumn(bar_width=16),
                 MofNCompleteColumn(),
                 TextColumn("steps"),
                 TextColumn("{task.fields[sps]}"),
@@ -73,7 +73,7 @@ class Progress:
             self._bar.start()
             self._task = self._bar.add_task(
                 self.description, total=self.total_steps, completed=steps_done,
-                sps="- steps/s", ret="-", eta="-:--",
+                sps="- steps/s/seed", ret="-", eta="-:--",
             )
 
     @property
@@ -92,7 +92,7 @@ class Progress:
         eta = (self.total_steps - steps_done) / sps if sps > 0 else float("nan")
         ret = f"{self.recent:.1f}" if np.isfinite(self.recent) else "-"
         if self._bar is not None:
-            self._bar.update(self._task, completed=steps_done, sps=f"{sps:,.0f} steps/s",
+            self._bar.update(self._task, completed=steps_done, sps=f"{sps:,.0f} steps/s/seed",
                              ret=ret, eta=_fmt_duration(eta))
             return
         now = time.perf_counter()
@@ -101,7 +101,7 @@ class Progress:
             pct = 100.0 * steps_done / max(self.total_steps, 1)
             print(
                 f"{self.description}: {steps_done:,}/{self.total_steps:,} steps ({pct:.0f}%)"
-                f"  {sps:,.0f} steps/s  return {ret}  ETA {_fmt_duration(eta)}",
+                f"  {sps:,.0f} steps/s per seed  return {ret}  ETA {_fmt_duration(eta)}",
                 file=self.stream, flush=True,
             )
 
