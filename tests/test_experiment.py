@@ -107,3 +107,15 @@ def test_channel_image_colours_each_channel() -> None:
     img = channel_image(obs, cell=2)
     assert img.shape == (4, 4, 3) and img.dtype == np.uint8
     assert img[0, 0].sum() > 0 and img[3, 3].sum() == 0
+
+
+def test_every_shipped_preset_is_valid() -> None:
+    from rlfoundry.experiment.configure import resolve
+    from rlfoundry.experiment.presets import preset_names
+
+    names = preset_names()
+    assert {"ppo-cartpole", "ppo-pendulum", "ppo-minatar"} <= set(names)
+    for name in names:
+        r = resolve(preset=name)
+        assert r.algo == "ppo" and r.description
+    assert resolve(preset="ppo-minatar").config.network == "cnn"

@@ -296,7 +296,9 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
     for name, v in (("chunk_updates", chunk), ("checkpoint_every", every)):
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise ConfigError(f"{name} must be a positive integer, got {v!r}.")
-    extra = {"command": " ".join(["rlfoundry", *sys.argv[1:]]) if sys.argv else "",
+    import shlex
+
+    extra = {"command": shlex.join(["rlfoundry", *getattr(args, "argv", [])]),
              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if resolved.description:
         extra["description"] = resolved.description
@@ -408,7 +410,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for col in ("seed", "mean return", "std", "mean length"):
         table.add_column(col, justify="right")
     for i, s in enumerate(res.seeds):
-        table.add_row(str(s), _fmt(res.returns[i].mean()), _fmt(res.returns[i].std()),
+        r = res.returns[i]
+        table.add_row(str(s), _fmt(r.mean()), _fmt(r.std(ddof=1) if r.size > 1 else 0.0),
                       _fmt(res.lengths[i].mean()))
     con = _console()
     con.print(table)
@@ -589,6 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help
         return int(exc.code or 0) if isinstance(exc.code, int) else 0
+    args.argv = argv
     try:
         return int(args.func(args) or 0)
     except RLFoundryError as err:

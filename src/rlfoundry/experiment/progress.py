@@ -1,7 +1,8 @@
 """The live progress display, updated between compiled chunks.
 
 On a terminal: a rich progress bar with steps, steps/s, the recent mean return and the
-time left. Elsewhere (CI logs, pipes, tests): one plain line per chunk at most every few
+time left. Steps and rates are per seed (all seeds advance together), as in the run's
+``total_steps``. Elsewhere (CI logs, pipes, tests): one plain line per chunk at most every few
 seconds, so logs stay readable. Rates exclude compilation, which happens before the
 first chunk and is reported separately.
 """
@@ -24,6 +25,14 @@ def _fmt_duration(seconds: float) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def compact(n: float) -> str:
+    """500000 -> '500k', 1234567 -> '1.23M': short enough for an 80-column bar."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return f"{n:.0f}"
 
 
 def recent_return(metrics: dict[str, np.ndarray]) -> float:
@@ -56,14 +65,13 @@ class Progress:
         self.steps = steps_done
         if self.live:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+            from rich.progress import BarColumn, TextColumn
             from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(
                 TextColumn("[bold]{task.description}"),
-                BarColumn(bar_width=16),
-                MofNCompleteColumn(),
-                TextColumn("steps"),
+                BarColumn(bar_width=10),
+                TextColumn("{task.fields[steps]} steps"),
                 TextColumn("{task.fields[sps]}"),
                 TextColumn("return {task.fields[ret]}"),
                 TextColumn("ETA {task.fields[eta]}"),
@@ -73,7 +81,8 @@ class Progress:
             self._bar.start()
             self._task = self._bar.add_task(
                 self.description, total=self.total_steps, completed=steps_done,
-                sps="- steps/s/seed", ret="-", eta="-:--",
+                steps=f"{compact(steps_done)}/{compact(self.total_steps)}",
+                sps="- steps/s", ret="-", eta="-:--",
             )
 
     @property
@@ -92,7 +101,8 @@ class Progress:
         eta = (self.total_steps - steps_done) / sps if sps > 0 else float("nan")
         ret = f"{self.recent:.1f}" if np.isfinite(self.recent) else "-"
         if self._bar is not None:
-            self._bar.update(self._task, completed=steps_done, sps=f"{sps:,.0f} steps/s/seed",
+            self._bar.update(self._task, completed=steps_done, sps=f"{compact(sps)} steps/s",
+                             steps=f"{compact(steps_done)}/{compact(self.total_steps)}",
                              ret=ret, eta=_fmt_duration(eta))
             return
         now = time.perf_counter()
