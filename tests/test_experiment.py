@@ -119,3 +119,28 @@ def test_every_shipped_preset_is_valid() -> None:
         r = resolve(preset=name)
         assert r.algo == "ppo" and r.description
     assert resolve(preset="ppo-minatar").config.network == "cnn"
+
+
+@pytest.mark.parametrize("name", ["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0",
+                                  "Breakout-MinAtar"])
+def test_frames_draw_for_renderable_envs(name: str) -> None:
+    import jax
+
+    from rlfoundry.envs import make
+    from rlfoundry.experiment.render import channel_image, frame_drawer
+
+    env, params = make(name)
+    _, state = env.reset(jax.random.PRNGKey(0), params)
+    draw = frame_drawer(env, name, params)
+    frame = channel_image(np.asarray(env.get_obs(state, params))) if draw is None else draw(state)
+    assert frame.ndim == 3 and frame.shape[-1] == 3 and frame.dtype == np.uint8
+    assert frame.min() < frame.max()  # something was drawn
+
+
+def test_unrenderable_env_is_a_config_error() -> None:
+    from rlfoundry.envs import make
+    from rlfoundry.experiment.render import frame_drawer
+
+    env, params = make("DeepSea-bsuite")
+    with pytest.raises(ConfigError, match="not supported"):
+        frame_drawer(env, "DeepSea-bsuite", params)
