@@ -1,6 +1,7 @@
 """Environments: the contract, the registry, wrappers and rlfoundry's own environments."""
 
 from rlfoundry.envs.core import Environment, Wrapper, is_discrete, spaces, unwrap
+from rlfoundry.envs.gymnasium_adapter import GymnasiumEnv
 from rlfoundry.envs.probes import PROBES
 from rlfoundry.envs.registry import env_names, env_spec, make, register
 from rlfoundry.envs.wrappers import (
@@ -20,6 +21,7 @@ __all__ = [
     "Environment",
     "EpisodeStatistics",
     "FlattenObservation",
+    "GymnasiumEnv",
     "NormalizeObservation",
     "ScaleReward",
     "VectorEnv",

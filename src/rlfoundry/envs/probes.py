@@ -123,6 +123,7 @@ class ContinuousActionReward(_Probe):
     """Continuous action in [-1, 1]; reward ``1 - (a - 0.5)^2``: the mean should reach 0.5."""
 
     continuous = True
+    num_actions_ = 1  # the action dimension, as gymnax's continuous envs report it
 
     def _reward(self, state: ProbeState, action: Any) -> jax.Array:
         a = jnp.clip(jnp.reshape(action, ()), -1.0, 1.0)
