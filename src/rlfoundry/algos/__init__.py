@@ -1,9 +1,12 @@
 """Learners. Each module reads like its paper's pseudo-code; shared pieces live in
 :mod:`rollout`, :mod:`advantages` and :mod:`minibatch`."""
 
+from rlfoundry.algos.a2c import A2C, A2CConfig
 from rlfoundry.algos.base import Algorithm
+from rlfoundry.algos.pg import PG, PGConfig
 from rlfoundry.algos.ppo import PPO, PPOConfig
 
 ALGORITHMS: dict[str, Algorithm] = {"ppo": PPO}
+ALGORITHMS.update({"a2c": A2C, "pg": PG})
 
-__all__ = ["ALGORITHMS", "PPO", "Algorithm", "PPOConfig"]
+__all__ = ["A2C", "A2CConfig", "PG", "PGConfig", "ALGORITHMS", "PPO", "Algorithm", "PPOConfig"]

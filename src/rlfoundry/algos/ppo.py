@@ -11,6 +11,7 @@ Per update:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -21,7 +22,7 @@ from flax import struct
 from rlfoundry.algos.advantages import gae
 from rlfoundry.algos.base import Algorithm, EnvStack, make_env_stack, validate_common
 from rlfoundry.algos.minibatch import epochs_of_minibatches, flatten_time
-from rlfoundry.algos.rollout import EnvCarry, collect, episode_metrics
+from rlfoundry.algos.rollout import EnvCarry, Transition, collect, episode_metrics
 from rlfoundry.config import check_positive_ints, check_range, leaf, node, static
 from rlfoundry.errors import ConfigError
 from rlfoundry.nets import (
@@ -66,20 +67,12 @@ class PPOConfig(struct.PyTreeNode):
     def validate(self) -> None:
         validate_common(self, PPO)
         check_positive_ints(self, ("update_epochs", "num_minibatches"))
-        sizes = self.hidden_sizes
-        if not sizes or any((not isinstance(h, int)) or h <= 0 for h in sizes):
-            raise ConfigError(f"hidden_sizes must be positive integers, got {self.hidden_sizes}.")
+        check_networks(self)
         batch = self.num_envs * self.num_steps
         if batch % self.num_minibatches:
             raise ConfigError(
                 f"the batch num_envs*num_steps={batch} does not divide into "
                 f"num_minibatches={self.num_minibatches}; pick a divisor of {batch}."
-            )
-        if self.network not in ("mlp", "cnn"):
-            raise ConfigError(f"network must be 'mlp' or 'cnn', got {self.network!r}.")
-        if self.activation not in ("tanh", "relu", "gelu", "silu"):
-            raise ConfigError(
-                f"activation must be tanh, relu, gelu or silu, got {self.activation!r}."
             )
         check_range(self, "lr", 0.0, 1.0, low_open=True)
         check_range(self, "gamma", 0.0, 1.0)
@@ -89,6 +82,19 @@ class PPOConfig(struct.PyTreeNode):
         check_range(self, "max_grad_norm", 0.0, 1e9, low_open=True)
         check_range(self, "vf_clip", 0.0, 1e9, low_open=True)
         self.objective.validate()
+
+
+def check_networks(config: Any) -> None:
+    """Network settings shared by every actor-critic learner built on :func:`networks`."""
+    sizes = config.hidden_sizes
+    if not sizes or any((not isinstance(h, int)) or h <= 0 for h in sizes):
+        raise ConfigError(f"hidden_sizes must be positive integers, got {config.hidden_sizes}.")
+    if config.network not in ("mlp", "cnn"):
+        raise ConfigError(f"network must be 'mlp' or 'cnn', got {config.network!r}.")
+    if config.activation not in ("tanh", "relu", "gelu", "silu"):
+        raise ConfigError(
+            f"activation must be tanh, relu, gelu or silu, got {config.activation!r}."
+        )
 
 
 class PPOState(struct.PyTreeNode):
@@ -145,6 +151,12 @@ def optimizer(config: PPOConfig) -> optax.GradientTransformation:
 
 
 def init(config: PPOConfig, key: jax.Array) -> PPOState:
+    return init_state(config, key, optimizer(config).init)
+
+
+def init_state(config: Any, key: jax.Array, init_opt: Callable[[Any], Any]) -> PPOState:
+    """Actor and critic parameters, ``init_opt(params)`` as the optimiser state, and
+    freshly reset environments: the start of every actor-critic learner here."""
     stack = make_env_stack(config)
     actor, critic = networks(config, stack)
     key, actor_key, critic_key, env_key = jax.random.split(key, 4)
@@ -153,7 +165,7 @@ def init(config: PPOConfig, key: jax.Array) -> PPOState:
     params = {"actor": actor.init(actor_key, dummy), "critic": critic.init(critic_key, dummy)}
     return PPOState(
         params=params,
-        opt_state=optimizer(config).init(params),
+        opt_state=init_opt(params),
         env=EnvCarry(env_state, obs),
         env_params=stack.params,
         key=key,
@@ -194,13 +206,12 @@ def policy_loss(
     }
 
 
-def update(config: PPOConfig, state: PPOState) -> tuple[PPOState, dict[str, jax.Array]]:
-    stack = make_env_stack(config)
-    actor, critic = networks(config, stack)
-    tx = optimizer(config)
-    key, rollout_key, epoch_key = jax.random.split(state.key, 3)
-
-    key, noise_key = jax.random.split(key)
+def rollout_batch(
+    config: Any, stack: EnvStack, actor: Any, critic: Any, state: PPOState,
+    rollout_key: jax.Array, noise_key: jax.Array,
+) -> tuple[EnvCarry, Transition, Batch]:
+    """Steps 1-3 of the update: collect a rollout with the current actor, evaluate V on the
+    visited and reached observations, and compute GAE advantages and value targets."""
     policy = lambda obs: actor.apply(state.params["actor"], obs)
     noise = policy_noise(noise_key, jax.eval_shape(policy, state.env.obs), config.num_steps)
     act = lambda eps, obs: sample_with_noise(policy(obs), eps)
@@ -218,6 +229,15 @@ def update(config: PPOConfig, state: PPOState) -> tuple[PPOState, dict[str, jax.
         Batch(traj.obs, traj.action, traj.log_prob, values, advantages, targets,
               jnp.ones_like(values))
     )
+    return carry, traj, batch
+
+
+def optimise(
+    config: PPOConfig, actor: Any, critic: Any, state: PPOState, batch: Batch, key: jax.Array
+) -> tuple[Any, Any, dict[str, jax.Array]]:
+    """Step 4: K epochs of minibatch Adam steps on :func:`policy_loss`; returns the new
+    parameters, optimiser state and the losses averaged over minibatches."""
+    tx = optimizer(config)
     progress = state.update / num_updates(config)
 
     def sgd_step(c: tuple[Any, Any], mb: Batch) -> tuple[tuple[Any, Any], dict[str, jax.Array]]:
@@ -229,9 +249,19 @@ def update(config: PPOConfig, state: PPOState) -> tuple[PPOState, dict[str, jax.
         return (optax.apply_updates(params, updates), opt_state), info
 
     (params, opt_state), losses = epochs_of_minibatches(
-        epoch_key, (state.params, state.opt_state), batch,
+        key, (state.params, state.opt_state), batch,
         config.update_epochs, config.num_minibatches, sgd_step,
     )
+    return params, opt_state, losses
+
+
+def update(config: PPOConfig, state: PPOState) -> tuple[PPOState, dict[str, jax.Array]]:
+    stack = make_env_stack(config)
+    actor, critic = networks(config, stack)
+    key, rollout_key, epoch_key = jax.random.split(state.key, 3)
+    key, noise_key = jax.random.split(key)
+    carry, traj, batch = rollout_batch(config, stack, actor, critic, state, rollout_key, noise_key)
+    params, opt_state, losses = optimise(config, actor, critic, state, batch, epoch_key)
     new_state = PPOState(params, opt_state, carry, state.env_params, key, state.update + 1)
     return new_state, {**losses, **episode_metrics(traj)}
 

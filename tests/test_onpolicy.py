@@ -1,0 +1,149 @@
+"""On-policy learners beyond PPO: A2C, REINFORCE/RLOO/GRPO, KL-penalty PPO and TRPO.
+
+Probe environments (values where the learner has a critic, policies for all), determinism,
+the group baselines on a hand-computed batch, and learning tests on CartPole-v1.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rlfoundry as rf
+from rlfoundry.algos import pg
+from rlfoundry.algos.a2c import A2CConfig
+from rlfoundry.algos.base import make_env_stack
+from rlfoundry.algos.pg import PGConfig
+from rlfoundry.algos.ppo import networks
+
+SMALL_NET = dict(hidden_sizes=(32, 32))
+
+# Probe settings per learner: (config class, overrides, has a critic).
+PROBE = {
+    "a2c": (A2CConfig, dict(num_envs=8, num_steps=8, total_steps=8 * 8 * 400, lr=3e-3,
+                            optimizer="adam", anneal_lr=False, **SMALL_NET), True),
+    "reinforce": (PGConfig, dict(baseline="critic", group_size=1, num_envs=16, num_steps=2,
+                                 total_steps=16 * 2 * 300, lr=3e-3, anneal_lr=False,
+                                 ent_coef=0.0, **SMALL_NET), True),
+    "rloo": (PGConfig, dict(baseline="rloo", group_size=4, num_envs=16, num_steps=2,
+                            total_steps=16 * 2 * 300, lr=3e-3, anneal_lr=False, ent_coef=0.0,
+                            **SMALL_NET), False),
+    "grpo": (PGConfig, dict(baseline="grpo", group_size=4, num_envs=16, num_steps=2,
+                            total_steps=16 * 2 * 300, lr=3e-3, anneal_lr=False, ent_coef=0.0,
+                            **SMALL_NET), False),
+}
+WITH_CRITIC = [name for name, (_, _, critic) in PROBE.items() if critic]
+
+
+def trained(name: str, env: str, **overrides):
+    cls, settings, _ = PROBE[name]
+    cfg = cls(env=env, **{**settings, **overrides})
+    state, _ = rf.Trainer(cfg, seeds=[0], chunk_updates=100_000).run()
+    one = jax.tree.map(lambda x: x[0], state)
+    actor, critic = networks(cfg, make_env_stack(cfg))
+    return one, actor, critic
+
+
+def value(critic, state, obs):
+    return np.asarray(critic.apply(state.params["critic"], jnp.array(obs, jnp.float32)))
+
+
+def probs(actor, state, obs):
+    logits = actor.apply(state.params["actor"], jnp.array(obs, jnp.float32))
+    return np.asarray(jax.nn.softmax(logits))
+
+
+@pytest.mark.parametrize("name", WITH_CRITIC)
+def test_probe_constant_reward_value(name):
+    s, _, critic = trained(name, "Probe-Constant-v0")
+    assert value(critic, s, [[0.0]])[0] == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize("name", WITH_CRITIC)
+def test_probe_observation_dependent_value(name):
+    s, _, critic = trained(name, "Probe-Observation-v0")
+    v = value(critic, s, [[1.0], [-1.0]])
+    assert v[0] == pytest.approx(1.0, abs=0.1) and v[1] == pytest.approx(-1.0, abs=0.1)
+
+
+@pytest.mark.parametrize("name", WITH_CRITIC)
+def test_probe_two_step_discounting(name):
+    s, _, critic = trained(name, "Probe-TwoStep-v0", gamma=0.9)
+    v = value(critic, s, [[0.0], [1.0]])
+    assert v[0] == pytest.approx(0.9, abs=0.08) and v[1] == pytest.approx(1.0, abs=0.08)
+
+
+@pytest.mark.parametrize("name", list(PROBE))
+def test_probe_action_dependent_reward(name):
+    s, actor, critic = trained(name, "Probe-Action-v0")
+    assert probs(actor, s, [[0.0]])[0, 1] > 0.95
+    if PROBE[name][2]:
+        assert value(critic, s, [[0.0]])[0] > 0.8
+
+
+@pytest.mark.parametrize("name", list(PROBE))
+def test_probe_observation_and_action(name):
+    s, actor, critic = trained(name, "Probe-ObservationAction-v0")
+    p = probs(actor, s, [[1.0], [-1.0]])
+    assert p[0, 1] > 0.95 and p[1, 0] > 0.95
+    if PROBE[name][2]:
+        assert np.all(value(critic, s, [[1.0], [-1.0]]) > 0.8)
+
+
+@pytest.mark.parametrize("name", list(PROBE))
+def test_same_seed_same_numbers(name):
+    cls, settings, _ = PROBE[name]
+    cfg = cls(env="CartPole-v1", **{**settings, "total_steps": 3 * settings["num_envs"]
+                                    * settings["num_steps"]})
+    state, metrics = rf.Trainer(cfg, seeds=[0, 0, 1]).run()
+    leaves = jax.tree.leaves(state.params)
+    assert all(np.array_equal(x[0], x[1]) for x in leaves)
+    assert not all(np.array_equal(x[0], x[2]) for x in leaves)
+    np.testing.assert_array_equal(metrics["policy_loss"][0], metrics["policy_loss"][1])
+
+
+def test_group_advantages_match_hand_computed_values():
+    returns = jnp.array([1.0, 2.0, 3.0, 6.0, 5.0, 5.0, 5.0, 5.0])  # two groups of 4
+    rloo = np.asarray(pg.group_advantages(returns, 4, "rloo"))
+    # 1 - (2+3+6)/3, 2 - (1+3+6)/3, 3 - (1+2+6)/3, 6 - (1+2+3)/3; the equal group gives 0
+    np.testing.assert_allclose(rloo, [1 - 11 / 3, 2 - 10 / 3, 3 - 3.0, 6 - 2.0, 0, 0, 0, 0],
+                               rtol=1e-6, atol=1e-6)
+    grpo = np.asarray(pg.group_advantages(returns, 4, "grpo"))
+    mean, std = 3.0, np.sqrt(((np.array([1, 2, 3, 6]) - 3.0) ** 2).mean())
+    np.testing.assert_allclose(grpo[:4], (np.array([1, 2, 3, 6]) - mean) / (std + pg.GRPO_EPS),
+                               rtol=1e-6)
+    np.testing.assert_allclose(grpo[4:], 0.0)
+
+
+def test_group_members_share_their_start_state():
+    cfg = PGConfig(num_envs=12, group_size=4, num_steps=5, total_steps=60)
+    stack = make_env_stack(cfg)
+    start = pg.group_reset(cfg, stack, stack.params, jax.random.PRNGKey(3))
+    obs = np.asarray(start.obs).reshape(3, 4, -1)
+    assert np.all(obs == obs[:, :1])  # same start within a group
+    assert not np.allclose(obs[0, 0], obs[1, 0]) and not np.allclose(obs[1, 0], obs[2, 0])
+
+
+def test_first_episode_mask_stops_after_each_environment_ends():
+    cfg = PGConfig(env="Probe-TwoStep-v0", baseline="critic", group_size=1, num_envs=2,
+                   num_steps=5, total_steps=10)
+    state = pg.init(cfg, jax.random.PRNGKey(0))
+    _, metrics = pg.update(cfg, state)
+    assert float(metrics["episodes"]) == 2.0  # one (first) episode per environment counted
+    assert float(metrics["episode_length"]) == 2.0
+
+
+def final_returns(metrics: dict[str, np.ndarray], fraction: float = 0.05) -> np.ndarray:
+    """Per-seed mean return of the episodes that ended in the last ``fraction`` of updates."""
+    r, n = metrics["episode_return"], metrics["episodes"]
+    last = max(int(r.shape[1] * fraction), 1)
+    return (r[:, -last:] * n[:, -last:]).sum(1) / np.maximum(n[:, -last:].sum(1), 1)
+
+
+@pytest.mark.slow
+def test_a2c_cartpole_solves_within_500k_steps():
+    _, metrics = rf.Trainer(A2CConfig(), seeds=2, chunk_updates=100_000).run()
+    returns = final_returns(metrics)
+    assert np.all(returns >= 475), returns
