@@ -20,9 +20,10 @@ os.environ.setdefault("RLFOUNDRY_COMPILE_CACHE",
 
 from rlfoundry.cli import main  # noqa: E402
 
-# 2048 steps = 32 updates of 4 envs x 16 steps, in chunks of 4 updates.
+# 2048 steps = 32 updates of 4 envs x 16 steps, in chunks of 2 updates (the same program as
+# test_experiment_resume.py's, so a whole test session compiles it once).
 TINY = ["--env", "CartPole-v1", "--total-steps", "2048", "--num-envs", "4", "--num-steps", "16",
-        "--set", "update_epochs=1", "--set", "num_minibatches=2", "--chunk-updates", "4"]
+        "--set", "update_epochs=1", "--set", "num_minibatches=2", "--chunk-updates", "2"]
 
 
 def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
@@ -52,7 +53,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_train_writes_complete_run_folder(trained: Path) -> None:
     spec = json.loads((trained / "config.json").read_text())
-    assert spec["algo"] == "ppo" and spec["seeds"] == [0, 1] and spec["chunk_updates"] == 4
+    assert spec["algo"] == "ppo" and spec["seeds"] == [0, 1] and spec["chunk_updates"] == 2
     assert spec["config"]["num_steps"] == 16 and spec["config"]["update_epochs"] == 1
     assert spec["rlfoundry_version"]
     rows = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
@@ -223,12 +224,12 @@ def test_corrupted_checkpoint(trained: Path, tmp_path: Path, capsys: pytest.Capt
     data.write_bytes(bytes(raw))
     before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
     code, _, err = run(capsys, "eval", str(copy), "--episodes", "2")
-    assert_one_line_error(code, err, "corrupted", "delete", "28")
+    assert_one_line_error(code, err, "corrupted", "delete", "after 30 updates")
     after = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
     assert before == after
     shutil.rmtree(latest)  # the advertised fix works
     code, out, _ = run(capsys, "eval", str(copy), "--episodes", "2", "--json")
-    assert code == 0 and json.loads(out.splitlines()[-1])["checkpoint_update"] == 28
+    assert code == 0 and json.loads(out.splitlines()[-1])["checkpoint_update"] == 30
 
 
 def test_sweep_vmap_backend(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

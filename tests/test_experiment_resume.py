@@ -24,11 +24,12 @@ os.environ.setdefault("RLFOUNDRY_COMPILE_CACHE",
 
 from rlfoundry.cli import main  # noqa: E402
 
-# 64 updates in 32 chunks, a checkpoint after each: long enough to interrupt midway.
-ARGS = ["--env", "CartPole-v1", "--total-steps", "4096", "--num-envs", "4", "--num-steps",
+# 32 updates in 16 chunks, a checkpoint after each: long enough to interrupt midway, and
+# the same compiled program as test_cli.py's runs.
+ARGS = ["--env", "CartPole-v1", "--total-steps", "2048", "--num-envs", "4", "--num-steps",
         "16", "--set", "update_epochs=1", "--set", "num_minibatches=2", "--seeds", "2",
         "--chunk-updates", "2", "--no-progress"]
-TOTAL = 64
+TOTAL = 32
 
 
 def final_state(run_dir: Path) -> tuple[object, int]:
