@@ -31,7 +31,8 @@ def value(critic, state, obs):
 
 
 def probs(actor, state, obs):
-    return np.asarray(jax.nn.softmax(actor.apply(state.params["actor"], jnp.array(obs, jnp.float32))))
+    logits = actor.apply(state.params["actor"], jnp.array(obs, jnp.float32))
+    return np.asarray(jax.nn.softmax(logits))
 
 
 def test_probe_constant_reward_value():

@@ -1,0 +1,238 @@
+"""Meta-training a learned policy objective (LPO / TA-LPO) with evolution strategies.
+
+One generation, compiled as one program:
+  1. ask the ES (evosax; OpenES with antithetic pairs and centred-rank fitness by default)
+     for a population of drift-network weights θ_1..θ_P;
+  2. for every task, run P *complete* inner PPO trainings with objective(θ_i), vmapped over
+     the population (the population axis is sharded over devices when there are several);
+  3. fitness_i = mean over tasks of the final return, optionally divided by PPO's final
+     return on that task (measured once, at initialisation);
+  4. tell the ES the fitness (evosax minimises, so it is told −fitness).
+The host only checkpoints, logs and reports between generations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import evosax.algorithms
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from rlfoundry.algos.ppo import PPOConfig
+from rlfoundry.config import batch_axes, from_dict
+from rlfoundry.engine import train
+from rlfoundry.errors import ConfigError, suggest
+from rlfoundry.objectives import LPO, TALPO
+from rlfoundry.objectives.learned import drift_net_size, init_drift_net
+
+LEARNED = {"lpo": LPO, "ta_lpo": TALPO}
+
+# Inner-loop PPO settings per task: small budgets so a generation fits a CPU.
+INNER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "CartPole-v1": {"total_steps": 65_536, "num_envs": 8, "num_steps": 64},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscoveryConfig:
+    """Host-level settings of a discovery run (saved as JSON in the run folder)."""
+
+    objective: str = "lpo"
+    envs: tuple[str, ...] = ("CartPole-v1",)
+    generations: int = 50
+    population: int = 16
+    strategy: str = "Open_ES"
+    sigma: float = 0.03
+    lr: float = 0.03
+    decay: float = 0.99
+    hidden: int = 32
+    ppo_init: bool = False
+    normalize_by_ppo: bool = True
+    final_fraction: float = 0.1
+    inner: tuple[tuple[str, Any], ...] = ()  # PPO overrides shared by all tasks
+
+    def validate(self) -> None:
+        if self.objective not in LEARNED:
+            raise ConfigError(
+                f"unknown learned objective {self.objective!r}.{suggest(self.objective, LEARNED)}"
+            )
+        if self.strategy not in evosax.algorithms.algorithms:
+            raise ConfigError(
+                f"unknown ES strategy {self.strategy!r}."
+                f"{suggest(self.strategy, evosax.algorithms.algorithms)}"
+            )
+        for name in ("generations", "population", "hidden"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}.")
+        if self.population % 2:
+            raise ConfigError(
+                f"population must be even (antithetic pairs), got {self.population}."
+            )
+        if not self.envs:
+            raise ConfigError("envs is empty; name at least one task.")
+        for cfg in self.inner_configs():
+            cfg.validate()
+
+    def inner_configs(self) -> list[PPOConfig]:
+        """The inner PPO config of every task (objective weights still unset)."""
+        out = []
+        for env in self.envs:
+            settings = {**INNER_DEFAULTS.get(env, {}), **dict(self.inner), "env": env}
+            out.append(from_dict(PPOConfig, settings))
+        return out
+
+    def num_params(self) -> int:
+        return drift_net_size(LEARNED[self.objective].num_inputs, self.hidden)
+
+
+def make_strategy(config: DiscoveryConfig, solution: jax.Array) -> Any:
+    """The evosax strategy: OpenES (antithetic pairs, centred-rank fitness shaping, Adam on
+    the mean, σ and learning rate decayed per generation) or any other evosax strategy by
+    name with its defaults. evosax minimises, so callers pass −fitness."""
+    if config.strategy == "Open_ES":
+        return evosax.algorithms.Open_ES(
+            population_size=config.population,
+            solution=solution,
+            use_antithetic_sampling=True,
+            optimizer=optax.adam(optax.exponential_decay(config.lr, 1, config.decay)),
+            std_schedule=optax.exponential_decay(config.sigma, 1, config.decay),
+        )
+    return evosax.algorithms.algorithms[config.strategy](
+        population_size=config.population, solution=solution
+    )
+
+
+class MetaState(struct.PyTreeNode):
+    """Everything a discovery run carries between generations (checkpointed whole)."""
+
+    es_state: Any
+    key: jax.Array
+    generation: jax.Array
+    ppo_returns: jax.Array  # [tasks]: PPO's final return, the fitness normaliser
+
+
+def final_return(metrics: dict[str, jax.Array], fraction: float) -> jax.Array:
+    """Episode-weighted mean return over the last ``fraction`` of updates ([..., updates])."""
+    r, n = metrics["episode_return"], metrics["episodes"]
+    last = max(int(r.shape[-1] * fraction), 1)
+    return (r[..., -last:] * n[..., -last:]).sum(-1) / jnp.maximum(n[..., -last:].sum(-1), 1.0)
+
+
+_PROGRAMS: dict[DiscoveryConfig, Any] = {}
+_BASELINES: dict[DiscoveryConfig, Any] = {}
+
+
+class ObjectiveSearch:
+    """ES over a learned objective's weights; ``step`` runs one compiled generation."""
+
+    def __init__(self, config: DiscoveryConfig):
+        config.validate()
+        self.config = config
+        cls = LEARNED[config.objective]
+        self.objective_cls = cls
+        self.inner = config.inner_configs()
+        theta0 = jnp.asarray(init_drift_net(cls.num_inputs, config.hidden))
+        self.strategy = make_strategy(config, theta0)
+        self.theta0 = theta0
+        # One compiled program per search setting, shared by every instance (a resumed run,
+        # a longer run): the number of generations does not change the program.
+        program_key = dataclasses.replace(config, generations=1)
+        self._step = _PROGRAMS.setdefault(program_key, jax.jit(self._generation))
+        self._baseline = _BASELINES.setdefault(program_key, jax.jit(self.ppo_baseline))
+        self.host_seconds = 0.0
+        self.compiled_seconds = 0.0
+
+    # -- the compiled parts -------------------------------------------------------------
+    def objective(self, theta: jax.Array) -> Any:
+        return self.objective_cls(
+            hidden=self.config.hidden, ppo_init=self.config.ppo_init, theta=theta
+        )
+
+    def task_returns(self, thetas: jax.Array, key: jax.Array) -> jax.Array:
+        """Final return of a complete inner training per (task, member): [tasks, P]."""
+        out = []
+        for cfg in self.inner:
+            cfg = cfg.replace(objective=self.objective(thetas))
+            axes = batch_axes(cfg, ("objective.theta",))
+            keys = jnp.broadcast_to(key, (thetas.shape[0], *key.shape))
+            _, metrics = jax.vmap(train, in_axes=(axes, 0))(cfg, keys)
+            out.append(final_return(metrics, self.config.final_fraction))
+        return jnp.stack(out)
+
+    def ppo_baseline(self, key: jax.Array, seeds: int = 4) -> jax.Array:
+        """PPO's final return per task, averaged over ``seeds`` runs."""
+        out = []
+        for cfg in self.inner:
+            _, metrics = jax.vmap(train, in_axes=(None, 0))(cfg, jax.random.split(key, seeds))
+            out.append(final_return(metrics, self.config.final_fraction).mean())
+        return jnp.stack(out)
+
+    def fitness(self, returns: jax.Array, ppo_returns: jax.Array) -> jax.Array:
+        if self.config.normalize_by_ppo:
+            returns = returns / jnp.maximum(jnp.abs(ppo_returns), 1e-6)[:, None]
+        return returns.mean(0)
+
+    def _generation(self, meta: MetaState) -> tuple[MetaState, dict[str, jax.Array]]:
+        key, ask_key, inner_key, tell_key = jax.random.split(meta.key, 4)
+        params = self.strategy.default_params
+        thetas, es_state = self.strategy.ask(ask_key, meta.es_state, params)
+        thetas = _shard_population(thetas)
+        # Common random numbers: every member trains with the same inner seed, so fitness
+        # differences come from the objectives, not from luck.
+        returns = self.task_returns(thetas, inner_key)
+        fitness = self.fitness(returns, meta.ppo_returns)
+        es_state, _ = self.strategy.tell(tell_key, thetas, -fitness, es_state, params)
+        mean_theta = self.strategy.get_mean(es_state)
+        stats = {
+            "fitness_mean": fitness.mean(),
+            "fitness_max": fitness.max(),
+            "fitness_min": fitness.min(),
+            "return_mean": returns.mean(),
+            "return_max": returns.max(axis=1).mean(),
+            "theta_norm": jnp.linalg.norm(mean_theta),
+        }
+        return MetaState(es_state, key, meta.generation + 1, meta.ppo_returns), stats
+
+    # -- host side ----------------------------------------------------------------------
+    def init(self, key: jax.Array) -> MetaState:
+        es_key, base_key, key = jax.random.split(key, 3)
+        es_state = self.strategy.init(es_key, self.theta0, self.strategy.default_params)
+        if self.config.normalize_by_ppo:
+            ppo_returns = self._baseline(base_key)
+        else:
+            ppo_returns = jnp.ones((len(self.inner),))
+        meta = MetaState(es_state, key, jnp.int32(0), ppo_returns)
+        # Strong dtypes, so the generation program's input types never change (no recompile).
+        return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.asarray(x).dtype), meta)
+
+    def step(self, meta: MetaState) -> tuple[MetaState, dict[str, float]]:
+        """One generation; returns the new meta-state and host-side statistics."""
+        t0 = time.perf_counter()
+        meta, stats = self._step(meta)
+        stats = jax.device_get(stats)
+        t1 = time.perf_counter()
+        self.compiled_seconds += t1 - t0
+        out = {k: float(v) for k, v in stats.items()}
+        self.host_seconds += time.perf_counter() - t1
+        return meta, out
+
+    def mean_objective(self, meta: MetaState) -> Any:
+        """The objective at the ES mean: what a discovery run hands to training."""
+        return self.objective(self.strategy.get_mean(meta.es_state))
+
+
+def _shard_population(thetas: jax.Array) -> jax.Array:
+    """Spread the population axis over the local devices when there are several."""
+    devices = jax.devices()
+    if len(devices) < 2 or thetas.shape[0] % len(devices):
+        return thetas
+    mesh = jax.sharding.Mesh(np.array(devices), ("population",))
+    spec = jax.sharding.PartitionSpec("population")
+    return jax.lax.with_sharding_constraint(thetas, jax.sharding.NamedSharding(mesh, spec))
