@@ -17,6 +17,7 @@ from rlfoundry.algos.a2c import A2CConfig
 from rlfoundry.algos.base import make_env_stack
 from rlfoundry.algos.pg import PGConfig
 from rlfoundry.algos.ppo import networks
+from rlfoundry.algos.ppo_kl import KLPenalty, PPOKLConfig, adapt_beta
 
 SMALL_NET = dict(hidden_sizes=(32, 32))
 
@@ -33,6 +34,9 @@ PROBE = {
     "grpo": (PGConfig, dict(baseline="grpo", group_size=4, num_envs=16, num_steps=2,
                             total_steps=16 * 2 * 300, lr=3e-3, anneal_lr=False, ent_coef=0.0,
                             **SMALL_NET), False),
+    "ppo_kl": (PPOKLConfig, dict(num_envs=8, num_steps=16, total_steps=24_576, lr=3e-3,
+                                 anneal_lr=False, ent_coef=0.0, update_epochs=4,
+                                 num_minibatches=2, **SMALL_NET), True),
 }
 WITH_CRITIC = [name for name, (_, _, critic) in PROBE.items() if critic]
 
@@ -135,6 +139,26 @@ def test_first_episode_mask_stops_after_each_environment_ends():
     assert float(metrics["episode_length"]) == 2.0
 
 
+def test_kl_penalty_objective_and_beta_rule():
+    ratio = jnp.array([0.5, 1.0, 2.0])
+    drift = np.asarray(KLPenalty(beta=2.0).drift(ratio, jnp.ones(3), jnp.float32(0.0)))
+    np.testing.assert_allclose(drift, 2.0 * (np.array([0.5, 1.0, 2.0]) - 1 - np.log([0.5, 1, 2])),
+                               rtol=1e-6)
+    assert drift[1] == 0.0 and np.all(drift >= 0)
+    beta, target = jnp.float32(1.0), 0.01
+    assert float(adapt_beta(beta, 0.016, target)) == 2.0  # > 1.5 target: double
+    assert float(adapt_beta(beta, 0.006, target)) == 0.5  # < target / 1.5: halve
+    assert float(adapt_beta(beta, 0.01, target)) == 1.0
+
+
+def test_ppo_kl_beta_lives_in_state_and_adapts():
+    cfg = PPOKLConfig(num_envs=4, num_steps=32, total_steps=4 * 32 * 6, num_minibatches=2,
+                      kl_target=np.array([50.0, 1e-9], np.float32))
+    _, metrics = rf.Trainer(cfg, seeds=[0, 0], batched=("kl_target",)).run()
+    np.testing.assert_allclose(metrics["beta"][0], 0.5 ** np.arange(6))  # KL always too small
+    assert metrics["beta"][1][-1] >= 8.0  # KL far above a tiny target: β keeps doubling
+
+
 def final_returns(metrics: dict[str, np.ndarray], fraction: float = 0.05) -> np.ndarray:
     """Per-seed mean return of the episodes that ended in the last ``fraction`` of updates."""
     r, n = metrics["episode_return"], metrics["episodes"]
@@ -145,5 +169,14 @@ def final_returns(metrics: dict[str, np.ndarray], fraction: float = 0.05) -> np.
 @pytest.mark.slow
 def test_a2c_cartpole_solves_within_500k_steps():
     _, metrics = rf.Trainer(A2CConfig(), seeds=2, chunk_updates=100_000).run()
+    returns = final_returns(metrics)
+    assert np.all(returns >= 475), returns
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("baseline", ["rloo", "grpo"])
+def test_group_baselines_solve_cartpole(baseline):
+    """8 groups of 4 episodes per update, 50 updates (800k simulated steps, masked included)."""
+    _, metrics = rf.Trainer(PGConfig(baseline=baseline), seeds=2, chunk_updates=100_000).run()
     returns = final_returns(metrics)
     assert np.all(returns >= 475), returns

@@ -5,8 +5,12 @@ from rlfoundry.algos.a2c import A2C, A2CConfig
 from rlfoundry.algos.base import Algorithm
 from rlfoundry.algos.pg import PG, PGConfig
 from rlfoundry.algos.ppo import PPO, PPOConfig
+from rlfoundry.algos.ppo_kl import PPO_KL, PPOKLConfig
 
 ALGORITHMS: dict[str, Algorithm] = {"ppo": PPO}
-ALGORITHMS.update({"a2c": A2C, "pg": PG})
+ALGORITHMS.update({"a2c": A2C, "pg": PG, "ppo_kl": PPO_KL})
 
-__all__ = ["A2C", "A2CConfig", "PG", "PGConfig", "ALGORITHMS", "PPO", "Algorithm", "PPOConfig"]
+__all__ = [
+    "A2C", "A2CConfig", "PG", "PGConfig", "PPO_KL", "PPOKLConfig", "ALGORITHMS", "PPO", "Algorithm",
+    "PPOConfig",
+]
