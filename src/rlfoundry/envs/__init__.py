@@ -2,6 +2,7 @@
 
 from rlfoundry.envs.core import Environment, Wrapper, is_discrete, spaces, unwrap
 from rlfoundry.envs.gymnasium_adapter import GymnasiumEnv
+from rlfoundry.envs.maze import Level, Maze, MazeParams
 from rlfoundry.envs.probes import PROBES
 from rlfoundry.envs.registry import env_names, env_spec, make, register
 from rlfoundry.envs.wrappers import (
@@ -15,6 +16,7 @@ from rlfoundry.envs.wrappers import (
 
 for _name, _cls in PROBES.items():
     register(_name, _cls, family="probe")
+register("Maze", Maze, family="maze")
 
 __all__ = [
     "ClipAction",
@@ -22,6 +24,9 @@ __all__ = [
     "EpisodeStatistics",
     "FlattenObservation",
     "GymnasiumEnv",
+    "Level",
+    "Maze",
+    "MazeParams",
     "NormalizeObservation",
     "ScaleReward",
     "VectorEnv",
