@@ -2,6 +2,7 @@
 ``(config, key)`` and everything a researcher varies is a vmappable pytree."""
 
 from rlfoundry.algos import ALGORITHMS, PPOConfig
+from rlfoundry.curricula import UEDConfig
 from rlfoundry.engine import Trainer, seed_keys, train
 from rlfoundry.envs import make, register
 from rlfoundry.errors import ConfigError, RLFoundryError
@@ -14,6 +15,7 @@ __all__ = [
     "PPOConfig",
     "RLFoundryError",
     "Trainer",
+    "UEDConfig",
     "make",
     "register",
     "seed_keys",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from rlfoundry.config import check_positive_ints
 from rlfoundry.envs import (
@@ -65,8 +66,12 @@ def make_env_stack(
     update_stats: bool = True,
 ) -> EnvStack:
     """Build ``config.env`` wrapped for training: statistics, flattening, clipping, vectorised,
-    then (optionally) observation normalisation and reward scaling shared across envs."""
+    then (optionally) observation normalisation and reward scaling shared across envs.
+
+    Configs with ``per_env_levels = True`` (curricula) get one params pytree (level) per
+    environment: ``EnvStack.params`` then has a leading axis of size ``num_envs``."""
     base, params = make(config.env)
+    per_env = bool(getattr(config, "per_env_levels", False))
     space = base.action_space(params)
     discrete = is_discrete(space)
     env = EpisodeStatistics(base)
@@ -78,7 +83,10 @@ def make_env_stack(
         obs_shape = tuple(env.observation_space(params).shape)
     if not discrete:
         env = ClipAction(env)
-    env = VectorEnv(env, num_envs or config.num_envs)
+    n = num_envs or config.num_envs
+    env = VectorEnv(env, n, batched_params=per_env)
+    if per_env:
+        params = jax.tree.map(lambda x: jnp.broadcast_to(x, (n, *jnp.shape(x))), params)
     if getattr(config, "normalize_observations", False):
         env = NormalizeObservation(env, update_stats=update_stats)
     if getattr(config, "scale_rewards", False):

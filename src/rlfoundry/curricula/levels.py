@@ -1,0 +1,92 @@
+"""Level spaces: how to generate, mutate and describe the levels of an environment.
+
+A level is an environment's params pytree. A :class:`LevelSpace` says how to draw a random
+one (domain randomisation, PLR's new levels), how to edit one (ACCEL's mutations) and what
+to log about one (its complexity). Environments join with :func:`register_level_space`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from rlfoundry.errors import ConfigError, suggest
+
+
+@dataclass(frozen=True)
+class LevelSpace:
+    """``generate(key, default_params) -> params``; ``mutate(key, params, num_edits) ->
+    params`` (keeps levels valid); ``complexity(params) -> {name: scalar}`` for logging."""
+
+    generate: Callable[[jax.Array, Any], Any]
+    mutate: Callable[[jax.Array, Any, int], Any]
+    complexity: Callable[[Any], dict[str, jax.Array]] = lambda params: {}
+    description: str = ""
+
+
+_SPACES: dict[str, LevelSpace] = {}
+
+
+def register_level_space(env_name: str, space: LevelSpace) -> None:
+    _SPACES[env_name] = space
+
+
+def level_space(env_name: str) -> LevelSpace:
+    if env_name not in _SPACES:
+        raise ConfigError(
+            f"environment {env_name!r} has no level space, so curricula cannot choose its "
+            f"levels.{suggest(env_name, _SPACES)} Environments with levels: "
+            f"{', '.join(sorted(_SPACES))}."
+        )
+    return _SPACES[env_name]
+
+
+def level_space_names() -> list[str]:
+    return sorted(_SPACES)
+
+
+# CartPole as a level-parameterised task: the pole's length and mass and the push force
+# vary, so domain randomisation and PLR run on a classic-control task too.
+_CARTPOLE_RANGES = {"length": (0.2, 1.2), "masspole": (0.05, 0.5), "force_mag": (5.0, 15.0)}
+
+
+def _cartpole_with(params: Any, values: dict[str, jax.Array]) -> Any:
+    params = params.replace(**values)
+    return params.replace(
+        total_mass=params.masscart + params.masspole,
+        polemass_length=params.masspole * params.length,
+    )
+
+
+def _cartpole_generate(key: jax.Array, params: Any) -> Any:
+    keys = jax.random.split(key, len(_CARTPOLE_RANGES))
+    values = {
+        name: jax.random.uniform(k, minval=lo, maxval=hi)
+        for k, (name, (lo, hi)) in zip(keys, _CARTPOLE_RANGES.items(), strict=True)
+    }
+    return _cartpole_with(params, values)
+
+
+def _cartpole_mutate(key: jax.Array, params: Any, num_edits: int) -> Any:
+    keys = jax.random.split(key, len(_CARTPOLE_RANGES))
+    values = {}
+    for k, (name, (lo, hi)) in zip(keys, _CARTPOLE_RANGES.items(), strict=True):
+        step = 0.05 * (hi - lo) * num_edits
+        values[name] = jnp.clip(getattr(params, name) + jax.random.uniform(k, minval=-step,
+                                                                            maxval=step), lo, hi)
+    return _cartpole_with(params, values)
+
+
+register_level_space(
+    "CartPole-v1",
+    LevelSpace(
+        _cartpole_generate,
+        _cartpole_mutate,
+        lambda p: {"pole_length": jnp.asarray(p.length), "pole_mass": jnp.asarray(p.masspole)},
+        "pole length, pole mass and push force",
+    ),
+)

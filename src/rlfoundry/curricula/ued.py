@@ -1,0 +1,197 @@
+"""Unsupervised environment design: PPO trained on levels chosen by a curriculum.
+
+Per update (Jiang et al. 2021; Parker-Holder et al. 2022), one of:
+  NEW     — draw fresh levels from the level space (domain randomisation's only mode);
+  REPLAY  — sample levels from the PLR buffer by ``(1−ρ)·P_score + ρ·P_staleness``;
+  MUTATE  — (ACCEL, right after a replay) edit the replayed levels.
+Every env is reset onto its level, a rollout is collected and each level is scored
+(positive value loss or MaxMC). The policy is updated on NEW levels for DR and PLR, but
+only on REPLAY levels for robust PLR and ACCEL (PLR⊥); scores of NEW/MUTATE levels go into
+the buffer, scores of REPLAY levels refresh their entries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from rlfoundry.algos.base import Algorithm, make_env_stack, validate_common
+from rlfoundry.algos.ppo import PPOConfig, PPOState, networks, optimise, rollout_batch
+from rlfoundry.algos.ppo import act as ppo_act
+from rlfoundry.algos.ppo import init as ppo_init
+from rlfoundry.algos.rollout import EnvCarry, episode_metrics
+from rlfoundry.config import check_range, leaf, static
+from rlfoundry.curricula.level_buffer import LevelBuffer
+from rlfoundry.curricula.levels import level_space
+from rlfoundry.curricula.scores import max_mc, positive_value_loss
+from rlfoundry.errors import ConfigError
+
+NEW, REPLAY, MUTATE = 0, 1, 2
+CURRICULA = ("dr", "plr", "robust_plr", "accel")
+SCORES = ("pvl", "maxmc")
+
+
+class UEDConfig(PPOConfig):
+    """PPO settings plus the curriculum's. Defaults follow the PLR/ACCEL papers where
+    they fit a CPU (buffer 4000, replay 0.5... on mazes use the ``ued-maze-*`` presets)."""
+
+    per_env_levels = True  # make_env_stack gives every env its own level
+
+    curriculum: str = static("plr")
+    score: str = static("pvl")
+    buffer_size: int = static(512)
+    top_k: int = static(0)
+    prioritization: str = static("rank")
+    num_edits: int = static(5)
+    replay_prob: float = leaf(0.5)
+    staleness_coef: float = leaf(0.3)
+    temperature: float = leaf(0.3)
+    min_fill: float = leaf(0.5)
+
+    def validate(self) -> None:
+        super().validate()
+        validate_common(self, UED)
+        if self.curriculum not in CURRICULA:
+            raise ConfigError(
+                f"curriculum must be one of {', '.join(CURRICULA)}, got {self.curriculum!r}."
+            )
+        if self.score not in SCORES:
+            raise ConfigError(f"score must be pvl or maxmc, got {self.score!r}.")
+        if self.prioritization not in ("rank", "value"):
+            raise ConfigError(f"prioritization must be rank or value, got {self.prioritization!r}.")
+        if self.buffer_size <= 0 or self.top_k < 0 or self.num_edits <= 0:
+            raise ConfigError("buffer_size and num_edits must be positive and top_k >= 0.")
+        for name in ("replay_prob", "staleness_coef", "min_fill"):
+            check_range(self, name, 0.0, 1.0)
+        check_range(self, "temperature", 0.0, 100.0, low_open=True)
+        level_space(self.env)
+
+
+class UEDState(struct.PyTreeNode):
+    ppo: PPOState
+    buffer: LevelBuffer
+    replay_idx: jax.Array  # [N] buffer slots of the levels last replayed
+    mode: jax.Array  # what the last update did
+    update: jax.Array
+
+
+def init(config: UEDConfig, key: jax.Array) -> UEDState:
+    ppo_key, level_key = jax.random.split(key)
+    ppo_state = ppo_init(config, ppo_key)
+    space = level_space(config.env)
+    example = jax.tree.map(lambda x: x[0], ppo_state.env_params)
+    buffer = LevelBuffer.create(
+        space.generate(level_key, example),
+        config.buffer_size if config.curriculum != "dr" else 1,
+        temperature=config.temperature, staleness_coef=config.staleness_coef,
+        top_k=config.top_k, prioritization=config.prioritization,
+    )
+    return UEDState(
+        ppo_state, buffer, jnp.zeros((config.num_envs,), jnp.int32), jnp.int32(NEW), jnp.int32(0)
+    )
+
+
+def choose_mode(config: UEDConfig, state: UEDState, key: jax.Array) -> jax.Array:
+    if config.curriculum == "dr":
+        return jnp.int32(NEW)
+    ready = state.buffer.size >= config.min_fill * state.buffer.capacity
+    replay = ready & (jax.random.uniform(key) < config.replay_prob)
+    mode = jnp.where(replay, REPLAY, NEW)
+    if config.curriculum == "accel":
+        mode = jnp.where(state.mode == REPLAY, MUTATE, mode)
+    return mode.astype(jnp.int32)
+
+
+def select(mode: jax.Array, options: tuple[Any, Any, Any]) -> Any:
+    return jax.tree.map(
+        lambda a, b, c: jnp.where(mode == NEW, a, jnp.where(mode == REPLAY, b, c)), *options
+    )
+
+
+def update(config: UEDConfig, state: UEDState) -> tuple[UEDState, dict[str, jax.Array]]:
+    stack = make_env_stack(config)
+    actor, critic = networks(config, stack)
+    space = level_space(config.env)
+    ppo = state.ppo
+    key, mode_key, new_key, replay_key, mut_key, reset_key, rollout_key, noise_key, epoch_key = (
+        jax.random.split(ppo.key, 9)
+    )
+    n = config.num_envs
+
+    # 1. choose this update's levels
+    mode = choose_mode(config, state, mode_key)
+    example = jax.tree.map(lambda x: x[0], ppo.env_params)
+    new_levels = jax.vmap(space.generate, in_axes=(0, None))(jax.random.split(new_key, n), example)
+    idx, replayed = state.buffer.sample(replay_key, n)
+    mutated = jax.vmap(space.mutate, in_axes=(0, 0, None))(
+        jax.random.split(mut_key, n), ppo.env_params, config.num_edits
+    )
+    levels = select(mode, (new_levels, replayed, mutated))
+
+    # 2. reset every env onto its level and collect a scored rollout
+    obs, env_state = stack.env.reset(reset_key, levels)
+    ppo = ppo.replace(env=EnvCarry(env_state, obs), env_params=levels)
+    carry, traj, batch = rollout_batch(config, stack, actor, critic, ppo, rollout_key, noise_key)
+    advantages = batch.advantage.reshape(config.num_steps, n)
+    if config.score == "pvl":
+        scores = positive_value_loss(advantages)
+    else:
+        done = traj.episode_done
+        best = jnp.where(done, traj.episode_return, -jnp.inf).max(0)
+        best = jnp.where(jnp.isfinite(best), best, 0.0)
+        scores = max_mc(batch.value.reshape(config.num_steps, n), best)
+
+    # 3. learn (PLR⊥/ACCEL: only on replayed levels)
+    robust = config.curriculum in ("robust_plr", "accel")
+    learn = (mode == REPLAY) if robust else jnp.bool_(True)
+    params, opt_state, losses = jax.lax.cond(
+        learn,
+        lambda: optimise(config, actor, critic, ppo, batch, epoch_key),
+        lambda: (ppo.params, ppo.opt_state,
+                 jax.tree.map(jnp.zeros_like, jax.eval_shape(
+                     lambda: optimise(config, actor, critic, ppo, batch, epoch_key)[2]))),
+    )
+
+    # 4. curate the buffer
+    buffer = state.buffer
+    if config.curriculum != "dr":
+        buffer = jax.lax.cond(
+            mode == REPLAY,
+            lambda b: b.update_replayed(idx, scores),
+            lambda b: b.insert(levels, scores),
+            buffer,
+        )
+    buffer = buffer.tick()
+
+    new_ppo = PPOState(params, opt_state, carry, levels, key, ppo.update + 1)
+    complexity = {f"level_{k}": jnp.mean(v) for k, v in jax.vmap(space.complexity)(levels).items()}
+    metrics = {
+        **losses,
+        **episode_metrics(traj),
+        **buffer.stats(),
+        **complexity,
+        "replayed": (mode == REPLAY).astype(jnp.float32),
+        "mutated": (mode == MUTATE).astype(jnp.float32),
+        "learned": learn.astype(jnp.float32),
+        "level_score_mean": scores.mean(),
+    }
+    replay_idx = jnp.where(mode == REPLAY, idx, state.replay_idx)
+    return UEDState(new_ppo, buffer, replay_idx, mode, state.update + 1), metrics
+
+
+def act(config: UEDConfig, state: UEDState, obs: jax.Array, key: jax.Array,
+        deterministic: bool) -> jax.Array:
+    return ppo_act(config, state.ppo, obs, key, deterministic)
+
+
+UED = Algorithm(
+    name="ued",
+    config_cls=UEDConfig,
+    init=init,
+    update=update,
+    act=act,
+    description="PPO on a curriculum of levels: DR, PLR, robust PLR, ACCEL",
+)
