@@ -18,6 +18,7 @@ from rlfoundry.algos.base import make_env_stack
 from rlfoundry.algos.pg import PGConfig
 from rlfoundry.algos.ppo import networks
 from rlfoundry.algos.ppo_kl import KLPenalty, PPOKLConfig, adapt_beta
+from rlfoundry.algos.trpo import TRPOConfig, conjugate_gradient
 
 SMALL_NET = dict(hidden_sizes=(32, 32))
 
@@ -37,6 +38,8 @@ PROBE = {
     "ppo_kl": (PPOKLConfig, dict(num_envs=8, num_steps=16, total_steps=24_576, lr=3e-3,
                                  anneal_lr=False, ent_coef=0.0, update_epochs=4,
                                  num_minibatches=2, **SMALL_NET), True),
+    "trpo": (TRPOConfig, dict(num_envs=8, num_steps=16, total_steps=24_576, vf_lr=3e-3,
+                              vf_minibatches=2, **SMALL_NET), True),
 }
 WITH_CRITIC = [name for name, (_, _, critic) in PROBE.items() if critic]
 
@@ -159,6 +162,20 @@ def test_ppo_kl_beta_lives_in_state_and_adapts():
     assert metrics["beta"][1][-1] >= 8.0  # KL far above a tiny target: β keeps doubling
 
 
+def test_conjugate_gradient_solves_a_small_system():
+    a = jnp.array([[4.0, 1.0, 0.0], [1.0, 3.0, 0.5], [0.0, 0.5, 2.0]])
+    b = jnp.array([1.0, 2.0, 3.0])
+    x = conjugate_gradient(lambda v: a @ v, b, 3)  # exact in n steps for n x n
+    np.testing.assert_allclose(np.asarray(a @ x), np.asarray(b), rtol=1e-4, atol=1e-5)
+
+
+def test_trpo_steps_stay_inside_the_trust_region():
+    cfg = TRPOConfig(num_envs=4, num_steps=64, total_steps=4 * 64 * 5, vf_minibatches=2)
+    _, metrics = rf.Trainer(cfg, seeds=[0]).run()
+    assert np.all(metrics["kl"] <= cfg.max_kl + 1e-6)
+    assert np.all(metrics["improvement"] >= 0.0) and metrics["accepted"].mean() > 0.5
+
+
 def final_returns(metrics: dict[str, np.ndarray], fraction: float = 0.05) -> np.ndarray:
     """Per-seed mean return of the episodes that ended in the last ``fraction`` of updates."""
     r, n = metrics["episode_return"], metrics["episodes"]
@@ -178,5 +195,12 @@ def test_a2c_cartpole_solves_within_500k_steps():
 def test_group_baselines_solve_cartpole(baseline):
     """8 groups of 4 episodes per update, 50 updates (800k simulated steps, masked included)."""
     _, metrics = rf.Trainer(PGConfig(baseline=baseline), seeds=2, chunk_updates=100_000).run()
+    returns = final_returns(metrics)
+    assert np.all(returns >= 475), returns
+
+
+@pytest.mark.slow
+def test_trpo_cartpole_solves_within_300k_steps():
+    _, metrics = rf.Trainer(TRPOConfig(), seeds=2, chunk_updates=100_000).run()
     returns = final_returns(metrics)
     assert np.all(returns >= 475), returns
