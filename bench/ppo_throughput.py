@@ -18,8 +18,7 @@ How it measures (wall clock, ``time.perf_counter``, one seed unless said):
   then ``--repeats`` timed calls of the already-compiled program, rejax's and rlfoundry's
   alternating (rejax waits in its process for each request), so machine load hits both
   alike; ``run s`` is the best of them (medians and all runs are in the JSON).
-  steps/cpu-s divides by the process's CPU time over the same run instead (all its
-  threads): less sensitive to other load on the machine than wall time.
+  The JSON also has each timed run's process CPU time (``*_cpus_s``, all threads).
   rlfoundry's run is a whole ``Trainer.run()`` (init, all 976 updates in one chunk,
   metrics copied to the host); rejax's is ``compiled(key)`` until ready. steps/s = env
   steps / run s. The vmapped 8-seed row is one run: its first ``run()`` minus the
@@ -269,6 +268,9 @@ def main() -> None:
 
     import rlfoundry as rf
 
+    if f"jax=={jax.__version__}" not in PEER_PINS:
+        log(f"warning: main venv has jax {jax.__version__}, the peers are pinned to another; "
+            "update PEER_PINS so both JAX implementations run the same XLA")
     cfg = rf.PPOConfig(total_steps=a.total_steps)
     hp = shared_hyperparameters(cfg)
     if not (a.skip_rejax and a.skip_sb3):
@@ -294,16 +296,13 @@ def main() -> None:
     def sps(r: dict | None) -> float | None:
         return None if r is None else r["steps"] / r["run_s"]
 
-    def cpu_sps(r: dict | None) -> float | None:
-        return None if r is None or not r.get("cpu_s") else r["steps"] / r["cpu_s"]
-
     def ratio(x: float | None, y: float | None) -> float | None:
         return None if x is None or y is None else x / y
 
     table = Table(title=f"PPO on CartPole-v1, {os.cpu_count()} CPU cores, best of {repeats} "
                   "timed runs (JAX)")
     cols = ("implementation", "env steps", "compile s", "run s", "median s", "steps/s",
-            "steps/cpu-s", "final return")
+            "final return")
     for col in cols:
         table.add_column(col, justify="left" if col == "implementation" else "right")
     rows = [(f"rlfoundry {rf.__version__} (1 seed)", ours)]
@@ -317,8 +316,7 @@ def main() -> None:
     for name, r in rows:
         table.add_row(
             name, f"{r['steps']:,}", fmt(r.get("compile_s"), ".1f"), f"{r['run_s']:.2f}",
-            fmt(r.get("run_s_median"), ".2f"), f"{sps(r):,.0f}", fmt(cpu_sps(r), ",.0f"),
-            fmt(r["final_return"], ".1f"),
+            fmt(r.get("run_s_median"), ".2f"), f"{sps(r):,.0f}", fmt(r["final_return"], ".1f"),
         )
     console = Console(width=120)
     console.print(table)
@@ -327,9 +325,7 @@ def main() -> None:
     console.print(f"1-min load average at start / end: {load[0]:.1f} / {load[1]:.1f} "
                   f"(on {os.cpu_count()} cores; above ~1 the timings share the CPU)")
     console.print(f"rlfoundry / rejax throughput: {fmt(ratio_rejax, '.2f', 'x')}   "
-                  f"rlfoundry / SB3 throughput: {fmt(ratio_sb3, '.1f', 'x')}   (per CPU-second: "
-                  f"{fmt(ratio(cpu_sps(ours), cpu_sps(rejax)), '.2f', 'x')}, "
-                  f"{fmt(ratio(cpu_sps(ours), cpu_sps(sb3)), '.1f', 'x')})")
+                  f"rlfoundry / SB3 throughput: {fmt(ratio_sb3, '.1f', 'x')}")
     if sb3:
         console.print(f"SB3 trained {sb3['steps']:,} steps (--sb3-steps); its final return is "
                       f"at that budget, not at {ours['steps']:,}.")
@@ -367,13 +363,9 @@ def main() -> None:
         "sb3_steps": get(sb3, "steps"),
         "ratio_vs_rejax": ratio_rejax,
         "ratio_vs_sb3": ratio_sb3,
-        "rlfoundry_cpu_sps": cpu_sps(ours),
-        "rejax_cpu_sps": cpu_sps(rejax),
-        "sb3_cpu_sps": cpu_sps(sb3),
         "rlfoundry_cpus_s": ours["cpus_s"],
         "rejax_cpus_s": get(rejax, "cpus_s"),
-        "cpu_ratio_vs_rejax": ratio(cpu_sps(ours), cpu_sps(rejax)),
-        "cpu_ratio_vs_sb3": ratio(cpu_sps(ours), cpu_sps(sb3)),
+        "sb3_cpu_s": get(sb3, "cpu_s"),
         "jax_version_main": jax.__version__,
         "jax_version_peers": get(rejax, "jax_version") or get(sb3, "jax_version"),
         "rejax_version": get(rejax, "version"),
