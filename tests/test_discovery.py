@@ -94,3 +94,21 @@ def test_objective_search_uses_one_program_per_generation():
     meta, stats = search.step(meta)
     assert search._step._cache_size() == compiled  # later generations reuse the program
     assert set(stats) >= {"fitness_mean", "fitness_max", "return_mean"}
+
+
+def test_cli_discover_then_train_with_the_learned_objective(tmp_path, capsys):
+    from rlfoundry.cli import main
+
+    run = tmp_path / "d"
+    code = main(["discover", "--objective", "ta_lpo", "--generations", "1", "--population", "4",
+                 "--hidden", "4", "--inner-steps", "2048", "--no-normalize", "--no-progress",
+                 "--run-dir", str(run)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "finished after 1 generations" in out and "objective.json" in out
+    assert (run / "plots" / "drift_heatmap.png").exists()
+    code = main(["train", "--objective", str(run), "--dry-run"])
+    assert code == 0
+    assert '"kind": "ta_lpo"' in capsys.readouterr().out
+    assert main(["train", "--objective", str(tmp_path / "missing"), "--dry-run"]) == 2
+    assert "neither a built-in objective" in capsys.readouterr().err

@@ -87,6 +87,12 @@ def _config_sources(p: argparse.ArgumentParser, *, with_defaults: bool = True) -
     g.add_argument("--lr", type=float, help="learning rate")
     g.add_argument("--gamma", type=float, help="discount factor")
     g.add_argument("--network", help="network torso: mlp or cnn")
+    g.add_argument("--objective", metavar="NAME|RUN_DIR",
+                   help="policy objective: ppo_clip, dpo, lpo, ta_lpo, or a discovery run "
+                   "folder whose learned objective is loaded")
+    g.add_argument("--curriculum", choices=["dr", "plr", "robust_plr", "accel"],
+                   help="train PPO on a curriculum of levels (the env needs a level space, "
+                   "e.g. Maze or CartPole-v1)")
 
 
 def _typed_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -251,6 +257,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sweep)
 
     # --- list -----------------------------------------------------------------------------
+    p = sub.add_parser("discover", help="meta-train a learned policy objective by ES",
+                       description="Evolve the weights of a learned drift objective (LPO or "
+                       "TA-LPO): every population member is a complete PPO training run, the "
+                       "population vmapped. Checkpoints every generation; Ctrl-C saves; "
+                       "--resume continues. Train with the result: rlfoundry train "
+                       "--objective RUN_DIR.",
+                       formatter_class=_FMT)
+    _common(p)
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted discovery run")
+    p.add_argument("--objective", choices=["lpo", "ta_lpo"], default="lpo",
+                   help="learned objective family")
+    p.add_argument("--env", action="append", default=None,
+                   help="inner task (repeatable for several tasks per generation) "
+                   "[default: CartPole-v1]")
+    p.add_argument("--generations", type=_positive, default=50, help="ES generations")
+    p.add_argument("--population", type=_positive, default=16,
+                   help="population size (even: antithetic pairs)")
+    p.add_argument("--strategy", default="Open_ES", help="evosax strategy name")
+    p.add_argument("--sigma", type=float, default=0.03, help="ES noise scale (decayed)")
+    p.add_argument("--es-lr", type=float, default=0.03, help="ES learning rate (decayed)")
+    p.add_argument("--decay", type=float, default=0.99, help="per-generation decay of σ and lr")
+    p.add_argument("--hidden", type=_positive, default=32, help="drift network width")
+    p.add_argument("--ppo-init", action="store_true",
+                   help="start from PPO's drift (LPO's PPO initialisation)")
+    p.add_argument("--no-normalize", action="store_true",
+                   help="fitness = raw final return, not divided by PPO's on the task")
+    p.add_argument("--inner-steps", type=_count, default=None,
+                   help="environment steps of each inner training run [default: per task]")
+    p.add_argument("--seed", type=int, default=0, help="meta-training seed")
+    p.add_argument("--run-dir", default="runs/discover", help="run folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress display")
+    p.set_defaults(func=cmd_discover)
+
+    # --- list -----------------------------------------------------------------------------
     p = sub.add_parser("list", help="list environments, algorithms or presets",
                        formatter_class=_FMT)
     _common(p)
@@ -311,7 +352,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         given = [f for f in ("algo", "preset", "config", "env", "total_steps", "num_envs",
-                             "num_steps", "lr", "gamma", "network", "seeds", "chunk_updates",
+                             "num_steps", "lr", "gamma", "network", "objective",
+                             "curriculum", "seeds", "chunk_updates",
                              "checkpoint_every", "run_dir")
                  if getattr(args, f) is not None] + (["set"] if args.set else [])
         if given:
@@ -538,6 +580,42 @@ def _print_sweep(table: dict[str, Any]) -> None:
         sets = " ".join(f"--set {k}={v}" for k, v in b["settings"].items())
         con.print(f"best: {b['trial']} ({_fmt(b['mean'])}): {sets}")
     con.print(f"results: {table['json']} and {table['csv']}")
+
+
+# --- discover -----------------------------------------------------------------------------
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    from rlfoundry.discovery.objective_search import DiscoveryConfig
+    from rlfoundry.discovery.run import discover
+
+    if args.resume:
+        summary = discover(args.resume, resume=True, show_progress=not args.no_progress)
+        run_dir = args.resume
+    else:
+        inner = (("total_steps", args.inner_steps),) if args.inner_steps else ()
+        config = DiscoveryConfig(
+            objective=args.objective, envs=tuple(args.env or ("CartPole-v1",)),
+            generations=args.generations, population=args.population, strategy=args.strategy,
+            sigma=args.sigma, lr=args.es_lr, decay=args.decay, hidden=args.hidden,
+            ppo_init=args.ppo_init, normalize_by_ppo=not args.no_normalize, inner=inner,
+        )
+        print(f"Discovering a {args.objective} objective on {', '.join(config.envs)}: "
+              f"{config.generations} generations x {config.population} inner runs -> "
+              f"{args.run_dir}")
+        summary = discover(args.run_dir, config, seed=args.seed, overwrite=args.overwrite,
+                           show_progress=not args.no_progress)
+        run_dir = args.run_dir
+    last = summary["last"] or {}
+    state = "finished" if summary["finished"] else "stopped (resume with --resume)"
+    print(f"{state} after {summary['generations_done']} generations; last fitness "
+          f"mean {_fmt(last.get('fitness_mean'), 3)}, max {_fmt(last.get('fitness_max'), 3)}; "
+          f"time outside compiled code {100 * summary['host_fraction']:.1f}%")
+    print(f"learned objective: {run_dir}/objective.json (use: rlfoundry train --objective "
+          f"{run_dir})")
+    for name, path in summary["plots"].items():
+        print(f"{name}: {path}")
+    return 130 if summary["interrupted"] else 0
 
 
 # --- list ---------------------------------------------------------------------------------

@@ -35,7 +35,29 @@ TYPED_FLAGS = {
     "lr": "lr",
     "gamma": "gamma",
     "network": "network",
+    "objective": "objective",
+    "curriculum": "curriculum",
 }
+
+
+def objective_setting(value: str) -> Any:
+    """``--objective``: a built-in objective's kind (ppo_clip, dpo, lpo, ta_lpo) or the
+    folder / objective.json of a discovery run, whose learned weights are loaded."""
+    from rlfoundry.objectives import OBJECTIVES
+
+    if value in OBJECTIVES:
+        return value
+    path = Path(value)
+    if path.exists():
+        from rlfoundry.config import to_dict
+        from rlfoundry.discovery.run import load_objective
+
+        return to_dict(load_objective(path))
+    raise ConfigError(
+        f"--objective {value!r} is neither a built-in objective "
+        f"({', '.join(OBJECTIVES)}) nor an existing discovery run folder."
+        f"{suggest(value, OBJECTIVES)}"
+    )
 
 
 @dataclasses.dataclass
@@ -227,9 +249,14 @@ def resolve(
                 )
         chosen.append(("--algo", algo))
     name = chosen[-1][1] if chosen else "ppo"
+    flags = dict(flags or {})
+    if flags.get("curriculum") is not None and name == "ppo":
+        name = "ued"  # PPO on a curriculum of levels
+    if flags.get("objective") is not None:
+        flags["objective"] = objective_setting(flags["objective"])
     _algorithm(name, chosen[-1][0] if chosen else "algo")
     overrides: list[tuple[str, str, Any]] = []
-    for dest, value in (flags or {}).items():
+    for dest, value in flags.items():
         if value is not None:
             overrides.append((f"--{dest.replace('_', '-')}", TYPED_FLAGS.get(dest, dest), value))
     for item in sets:
