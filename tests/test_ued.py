@@ -66,3 +66,12 @@ def test_bad_curriculum_settings_are_one_line_errors():
         rf.UEDConfig(curriculum="paired_x").validate()
     with pytest.raises(ConfigError, match="no level space"):
         rf.UEDConfig(env="Acrobot-v1").validate()
+
+
+def test_accel_on_mazes_logs_level_complexity():
+    cfg = rf.UEDConfig(env="Maze", curriculum="accel", num_envs=8, num_steps=32,
+                       total_steps=8 * 32 * 6, buffer_size=16, min_fill=0.25, num_minibatches=2)
+    _, m = rf.Trainer(cfg, seeds=1, chunk_updates=6).run()
+    assert m["replayed"].sum() >= 1 and m["mutated"].sum() >= 1
+    assert np.all(m["level_walls"] >= 0) and np.all(m["level_shortest_path"] >= -1)
+    assert m["level_walls"][0, 0] == pytest.approx(25.0)  # new levels: 25 random walls

@@ -90,3 +90,28 @@ register_level_space(
         "pole length, pole mass and push force",
     ),
 )
+
+
+def _maze_space() -> LevelSpace:
+    """The UED maze: new levels have 25 random walls (the PLR/ACCEL setting); ACCEL edits
+    flip walls or move the goal/agent; complexity = wall count and shortest path length
+    (-1 when unsolvable)."""
+    from rlfoundry.envs.maze_levels import (
+        mutate_level,
+        num_walls,
+        random_walls_level,
+        shortest_path_length,
+    )
+
+    return LevelSpace(
+        generate=lambda key, params: params.replace(level=random_walls_level(key, 25)),
+        mutate=lambda key, params, n: params.replace(level=mutate_level(key, params.level, n)),
+        complexity=lambda p: {
+            "walls": num_walls(p.level).astype(jnp.float32),
+            "shortest_path": shortest_path_length(p.level).astype(jnp.float32),
+        },
+        description="13x13 maze: walls, agent and goal",
+    )
+
+
+register_level_space("Maze", _maze_space())
