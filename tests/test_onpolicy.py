@@ -135,7 +135,7 @@ def test_group_members_share_their_start_state():
 
 def test_first_episode_mask_stops_after_each_environment_ends():
     cfg = PGConfig(env="Probe-TwoStep-v0", baseline="critic", group_size=1, num_envs=2,
-                   num_steps=5, total_steps=10)
+                   num_steps=5, total_steps=10, num_minibatches=2)
     state = pg.init(cfg, jax.random.PRNGKey(0))
     _, metrics = pg.update(cfg, state)
     assert float(metrics["episodes"]) == 2.0  # one (first) episode per environment counted
