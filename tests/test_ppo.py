@@ -157,3 +157,17 @@ def test_vmap_over_objective_leaf():
     cfg = SMALL.replace(lr=1e-2, objective=SMALL.objective.replace(clip_eps=np.array([0.01, 0.5])))
     _, metrics = rf.Trainer(cfg, seeds=[0, 0], batched=("objective.clip_eps",)).run()
     assert metrics["drift_active"][0].mean() > metrics["drift_active"][1].mean()
+
+
+def test_discounted_returns_bootstrap_only_where_the_episode_goes_on():
+    from rlfoundry.algos.advantages import discounted_returns
+
+    r = jnp.ones((4, 1))
+    nv = jnp.full((4, 1), 10.0)
+    term = jnp.array([[False], [True], [False], [False]])
+    trunc = jnp.zeros((4, 1), bool)
+    g = np.asarray(discounted_returns(r, term, trunc, nv, 0.5))[:, 0]
+    # step 1 terminates; steps 2-3 are a new episode cut by the rollout end (bootstrap 10)
+    np.testing.assert_allclose(g, [1.5, 1.0, 1 + 0.5 * (1 + 0.5 * 10), 1 + 0.5 * 10])
+    g = np.asarray(discounted_returns(r, jnp.zeros((4, 1), bool), term, nv, 0.5))[:, 0]
+    np.testing.assert_allclose(g[:2], [1 + 0.5 * (1 + 0.5 * 10), 1 + 0.5 * 10])

@@ -46,6 +46,20 @@ def discounted_returns(
     rewards: jax.Array, terminated: jax.Array, truncated: jax.Array,
     next_values: jax.Array, gamma: jax.Array | float,
 ) -> jax.Array:
-    """Monte-Carlo returns with bootstrap on truncation (GAE with λ = 1 and v = 0)."""
-    adv, _ = gae(rewards, jnp.zeros_like(rewards), next_values, terminated, truncated, gamma, 1.0)
-    return adv
+    """Monte-Carlo returns ``G_t = r_t + γ·tail_t``, shape [T, ...]: the tail is ``G_{t+1}``
+    inside an episode, 0 after a termination, and ``V(final_obs_t)`` (``next_values``) after
+    a truncation or at the rollout's last step, where the episode goes on unseen."""
+    terminated = terminated.astype(bool)
+    last = jnp.zeros(rewards.shape, bool).at[-1].set(True)
+    bootstrap = (truncated.astype(bool) | last) & ~terminated
+
+    def back(g_next: jax.Array, x: tuple[jax.Array, ...]) -> tuple[jax.Array, jax.Array]:
+        r, term, boot, nv = x
+        g = r + gamma * jnp.where(term, 0.0, jnp.where(boot, nv, g_next))
+        return g, g
+
+    _, returns = jax.lax.scan(
+        back, jnp.zeros_like(rewards[0]), (rewards, terminated, bootstrap, next_values),
+        reverse=True,
+    )
+    return returns

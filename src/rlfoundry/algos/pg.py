@@ -141,10 +141,9 @@ def update(config: PGConfig, state: PPOState) -> tuple[PPOState, dict[str, jax.A
     if config.baseline == "critic":
         values = critic.apply(state.params["critic"], traj.obs)
         next_values = critic.apply(state.params["critic"], traj.final_obs)
-        cut = traj.truncated | jnp.zeros_like(traj.truncated).at[-1].set(True)
-        # discounted_returns adds γ·next_value at every step: pass V only where we bootstrap
+        # bootstraps from V(final obs) at truncations and at the window's end only
         returns = discounted_returns(
-            traj.reward, traj.terminated, cut, next_values * cut, config.gamma
+            traj.reward, traj.terminated, traj.truncated, next_values, config.gamma
         )
         advantages, targets = returns - values, returns
         train_config = config
