@@ -158,7 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=_FMT)
     _common(p)
     p.add_argument("run", metavar="RUN_DIR", help="run folder")
-    p.add_argument("--episodes", type=_positive, default=100, help="episodes per seed")
+    p.add_argument("--episodes", type=_positive, default=100,
+                   help="episodes per seed (with --mazes: per maze and seed, at most 100)")
+    p.add_argument("--mazes", metavar="heldout|FILE|DIR", default=None,
+                   help="evaluate a Maze policy on the built-in held-out mazes, one maze text "
+                   "file, or every *.txt maze in a folder: solve rate per maze")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--deterministic", dest="deterministic", action="store_true",
                       default=True, help="greedy / mean actions")
@@ -439,6 +443,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     folder = RunFolder.open(args.run)
     _enable_cache(args)
+    if args.mazes:
+        return _eval_mazes(folder, args)
     from rlfoundry.experiment.evaluate import evaluate
 
     res = evaluate(folder, episodes=args.episodes, deterministic=args.deterministic,
@@ -466,6 +472,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
                   "and count with their return so far")
     if args.json:
         print(json.dumps(summary), flush=True)
+    return 0
+
+
+def _eval_mazes(folder: Any, args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from rlfoundry.experiment.maze_eval import evaluate_mazes
+
+    episodes = min(args.episodes, 100)
+    res = evaluate_mazes(folder, args.mazes, episodes=episodes,
+                         deterministic=args.deterministic, seed=args.seed,
+                         checkpoint=args.checkpoint)
+    table = Table(title=f"solve rate on {len(res['per_maze'])} maze(s), {episodes} episodes "
+                  f"per maze and seed, {len(res['seeds'])} seed(s)")
+    for col in ("maze", "solve rate", "95% CI", "mean return"):
+        table.add_column(col, justify="right")
+    for name, d in res["details"].items():
+        table.add_row(name, _fmt(d["solve_rate"], 2),
+                      f"{_fmt(d['ci95'][0], 2)} .. {_fmt(d['ci95'][1], 2)}",
+                      _fmt(d["mean_return"], 3))
+    con = _console()
+    con.print(table)
+    con.print(f"mean solve rate {_fmt(res['solve_rate'], 3)} (95% CI "
+              f"{_fmt(res['ci95'][0], 3)} .. {_fmt(res['ci95'][1], 3)})")
+    if args.json:
+        out = {k: v for k, v in res.items() if k != "details"}
+        print(json.dumps(out), flush=True)
     return 0
 
 
