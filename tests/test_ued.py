@@ -75,3 +75,20 @@ def test_accel_on_mazes_logs_level_complexity():
     assert m["replayed"].sum() >= 1 and m["mutated"].sum() >= 1
     assert np.all(m["level_walls"] >= 0) and np.all(m["level_shortest_path"] >= -1)
     assert m["level_walls"][0, 0] == pytest.approx(25.0)  # new levels: 25 random walls
+
+
+def test_maze_cnn_sees_the_view_as_an_image():
+    import jax
+    import jax.numpy as jnp
+
+    from rlfoundry.algos import ppo
+    from rlfoundry.algos.base import make_env_stack
+
+    cfg = rf.UEDConfig(env="Maze", network="cnn", hidden_sizes=(32,), num_envs=4, num_steps=8,
+                       total_steps=64, num_minibatches=2)
+    actor, critic = ppo.networks(cfg, make_env_stack(cfg))
+    assert actor.image_shape == (5, 5, 2) and critic.image_shape == (5, 5, 2)
+    params = actor.init(jax.random.PRNGKey(0), jnp.zeros((1, 54)))
+    kernel = params["params"]["Torso_0"]["Conv_0"]["kernel"]
+    assert kernel.shape == (3, 3, 2, 16)  # a convolution over the 2-channel view
+    assert actor.apply(params, jnp.zeros((3, 54))).shape == (3, 3)

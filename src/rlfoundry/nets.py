@@ -24,18 +24,31 @@ def dense(features: int, scale: float) -> nn.Dense:
 
 
 class Torso(nn.Module):
-    """MLP over flat observations, or a small CNN first for image observations (MinAtar)."""
+    """MLP over flat observations, or a small CNN first for image observations (MinAtar).
+
+    ``image_shape`` is for flat observations that pack an image followed by extra features
+    (the maze's 5x5 view and its direction): the image goes through the convolution, the
+    extras through a small embedding, and both are concatenated before the MLP.
+    """
 
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
     cnn: bool = False
+    image_shape: tuple[int, ...] = ()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = ACTIVATIONS[self.activation]
         if self.cnn:
+            extra = None
+            if self.image_shape:
+                n = int(np.prod(self.image_shape))
+                extra = x[..., n:]
+                x = x[..., :n].reshape((*x.shape[:-1], *self.image_shape))
             x = nn.Conv(16, (3, 3), kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x)
             x = nn.relu(x).reshape((*x.shape[:-3], -1))
+            if extra is not None and extra.shape[-1]:
+                x = jnp.concatenate([x, dense(16, np.sqrt(2))(extra)], axis=-1)
         for h in self.hidden_sizes:
             x = act(dense(h, np.sqrt(2))(x))
         return x
@@ -48,10 +61,11 @@ class DiscreteActor(nn.Module):
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
     cnn: bool = False
+    image_shape: tuple[int, ...] = ()
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        x = Torso(self.hidden_sizes, self.activation, self.cnn)(obs)
+        x = Torso(self.hidden_sizes, self.activation, self.cnn, self.image_shape)(obs)
         return dense(self.num_actions, 0.01)(x)
 
 
@@ -63,10 +77,11 @@ class GaussianActor(nn.Module):
     activation: str = "tanh"
     cnn: bool = False
     init_log_std: float = 0.0
+    image_shape: tuple[int, ...] = ()
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x = Torso(self.hidden_sizes, self.activation, self.cnn)(obs)
+        x = Torso(self.hidden_sizes, self.activation, self.cnn, self.image_shape)(obs)
         mean = dense(self.action_dim, 0.01)(x)
         log_std = self.param(
             "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
@@ -80,10 +95,11 @@ class Critic(nn.Module):
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
     cnn: bool = False
+    image_shape: tuple[int, ...] = ()
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        x = Torso(self.hidden_sizes, self.activation, self.cnn)(obs)
+        x = Torso(self.hidden_sizes, self.activation, self.cnn, self.image_shape)(obs)
         return dense(1, 1.0)(x)[..., 0]
 
 

@@ -120,13 +120,18 @@ class Batch(struct.PyTreeNode):
 
 def networks(config: PPOConfig, stack: EnvStack) -> tuple[Any, Critic]:
     cnn = config.network == "cnn"
+    # flat observations that pack an image (the maze's view) declare its shape
+    image = tuple(getattr(stack.env, "image_shape", ())) if cnn else ()
     if stack.discrete:
-        actor = DiscreteActor(stack.action_dim, config.hidden_sizes, config.activation, cnn)
+        actor = DiscreteActor(
+            stack.action_dim, config.hidden_sizes, config.activation, cnn, image
+        )
     else:
         actor = GaussianActor(
-            stack.action_dim, config.hidden_sizes, config.activation, cnn, config.init_log_std
+            stack.action_dim, config.hidden_sizes, config.activation, cnn, config.init_log_std,
+            image,
         )
-    return actor, Critic(config.hidden_sizes, config.activation, cnn)
+    return actor, Critic(config.hidden_sizes, config.activation, cnn, image)
 
 
 def num_updates(config: PPOConfig) -> int:

@@ -154,6 +154,9 @@ def egocentric_view(level: Level, agent_pos: jax.Array, agent_dir: jax.Array) ->
 class Maze(Environment):
     """Navigate to the goal from a partial view; actions 0 left, 1 right, 2 forward."""
 
+    # the flat observation starts with this image (the view); networks with a CNN use it
+    image_shape = (VIEW_SIZE, VIEW_SIZE, VIEW_CHANNELS)
+
     def __init__(self, default_level: Level | None = None, max_steps_in_episode: int = 250):
         self._default_level = default_level if default_level is not None else empty_level()
         self._max_steps = int(max_steps_in_episode)
