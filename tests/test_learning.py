@@ -11,14 +11,14 @@ import pytest
 
 import rlfoundry as rf
 from rlfoundry.config import from_dict
+from rlfoundry.experiment import report
 from rlfoundry.experiment.presets import load_preset
 
 
 def final_returns(metrics: dict[str, np.ndarray], fraction: float = 0.05) -> np.ndarray:
-    """Per-seed mean return of the episodes that ended in the last ``fraction`` of updates."""
-    r, n = metrics["episode_return"], metrics["episodes"]
-    last = max(int(r.shape[1] * fraction), 1)
-    return (r[:, -last:] * n[:, -last:]).sum(1) / np.maximum(n[:, -last:].sum(1), 1)
+    """Per-seed episode-weighted mean return over the last ``fraction`` of updates (the same
+    measure the run summary reports)."""
+    return report.final_returns(metrics, fraction)[0]
 
 
 @pytest.mark.slow

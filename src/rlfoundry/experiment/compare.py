@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from rlfoundry.errors import ConfigError
-from rlfoundry.experiment.logs import read_metrics
+from rlfoundry.experiment.logs import read_metrics, require_metric
 from rlfoundry.experiment.plots import Curve, binned, plot_curves
 from rlfoundry.experiment.report import final_values
 from rlfoundry.experiment.runfolder import RunFolder
@@ -41,10 +41,7 @@ def compare(paths: list[str], out: str | Path = "compare.png", labels: list[str]
         folder = RunFolder.open(path)
         spec = folder.read_spec()
         metrics = read_metrics(folder.metrics_path)
-        if metric not in metrics:
-            keys = [k for k in metrics if k not in ("update", "steps")]
-            raise ConfigError(f"{folder.path} has no metric {metric!r}; "
-                              f"choose one of {', '.join(keys)}.")
+        require_metric(metrics, metric, str(folder.path))
         label = labels[i] if labels else folder.path.name
         env = str(getattr(spec.config, "env", "?"))
         finals, _ = final_values(metrics, metric)

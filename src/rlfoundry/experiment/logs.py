@@ -156,3 +156,12 @@ class TensorBoardLog:
 
     def close(self) -> None:
         self._writer.close()
+
+
+def require_metric(metrics: dict[str, np.ndarray], metric: str, where: str) -> None:
+    """A one-line ConfigError naming the metrics there are, if ``metric`` is not logged."""
+    if metric not in metrics:
+        from rlfoundry.errors import ConfigError
+
+        keys = [k for k in metrics if k not in ("update", "steps")]
+        raise ConfigError(f"{where} has no metric {metric!r}; choose one of {', '.join(keys)}.")

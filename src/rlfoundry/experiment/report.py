@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from rlfoundry.experiment.logs import read_metrics
+from rlfoundry.experiment.logs import read_metrics, require_metric
 from rlfoundry.experiment.runfolder import RunFolder, write_json
 from rlfoundry.experiment.spec import RunSpec
 from rlfoundry.experiment.stats import mean_ci, stratified_bootstrap
@@ -89,15 +89,11 @@ def summarize(spec: RunSpec, metrics: dict[str, np.ndarray], timing: dict[str, f
 def learning_curve(folder: RunFolder, out: str | Path | None = None,
                    metric: str = "episode_return") -> Path:
     """Plot one run's learning curve (mean over seeds, 95% band)."""
-    from rlfoundry.errors import ConfigError
     from rlfoundry.experiment.plots import Curve, binned, plot_curves
 
     spec = folder.read_spec()
     metrics = read_metrics(folder.metrics_path)
-    if metric not in metrics:
-        keys = [k for k in metrics if k not in ("update", "steps")]
-        raise ConfigError(f"no metric {metric!r} in {folder.metrics_path}; "
-                          f"choose one of {', '.join(keys)}.")
+    require_metric(metrics, metric, str(folder.metrics_path))
     x, y = binned(metrics, metric)
     out = Path(out) if out else folder.plots_dir / "learning_curve.png"
     title = f"{spec.algo} on {getattr(spec.config, 'env', '?')}"
