@@ -209,7 +209,7 @@ def parse_assignment(item: str) -> tuple[str, Any]:
         raise ConfigError(f"--set expects KEY=VALUE (e.g. --set lr=3e-4), got {item!r}.")
     raw = raw.strip()
     if raw[:1] in ("[", "{"):
-        return path, parse_text(raw, f"--set {path}")
+        return path, parse_text(raw, f"--set {path!r}")
     return path, raw
 
 
@@ -261,6 +261,6 @@ def resolve(
             overrides.append((f"--{dest.replace('_', '-')}", TYPED_FLAGS.get(dest, dest), value))
     for item in sets:
         path, value = parse_assignment(item)
-        overrides.append((f"--set {item}", path, value))
+        overrides.append((f"--set {item!r}", path, value))
     config = build_config(name, sources, overrides)
     return Resolved(name, config, run, description)
