@@ -110,14 +110,16 @@ def test_channel_image_colours_each_channel() -> None:
 
 
 def test_every_shipped_preset_is_valid() -> None:
+    from rlfoundry.envs import env_names
     from rlfoundry.experiment.configure import resolve
-    from rlfoundry.experiment.presets import preset_names
+    from rlfoundry.experiment.presets import load_preset, preset_names
 
     names = preset_names()
     assert {"ppo-cartpole", "ppo-pendulum", "ppo-minatar"} <= set(names)
     for name in names:
         r = resolve(preset=name)
-        assert r.algo == "ppo" and r.description
+        assert r.algo == load_preset(name).algo and r.description
+        assert r.config.env in env_names(), (name, r.config.env)
     assert resolve(preset="ppo-minatar").config.network == "cnn"
 
 
