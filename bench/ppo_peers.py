@@ -1,4 +1,5 @@
-"""The peer PPO implementations for ``bench/ppo_throughput.py``: rejax and Stable-Baselines3.
+"""The peer implementations for ``bench/ppo_throughput.py`` (rejax and Stable-Baselines3 PPO)
+and ``bench/throughput.py`` (rejax DQN, SAC, TD3).
 
 Run only with the peers' own interpreter (``.peers/venv/bin/python``; the benchmark sets it
 up), never imported by rlfoundry: rejax 0.1.3 needs gymnax<1.0. Prints one JSON line.
@@ -35,9 +36,7 @@ def reply(obj: dict) -> None:
 
 
 def run_rejax(hp: dict, total_steps: int, repeats: int, seed: int, serve: bool) -> dict:
-    import jax
     import rejax
-    from rejax.evaluate import evaluate
 
     batch = hp["num_envs"] * hp["num_steps"]
     updates = total_steps // batch
@@ -75,12 +74,22 @@ def run_rejax(hp: dict, total_steps: int, repeats: int, seed: int, serve: bool) 
     # Periodic evaluation off: the timed program only trains; the final policy is
     # evaluated afterwards, untimed, with rejax's own evaluate (as its callback would).
     algo = algo.replace(eval_callback=lambda algo, ts, rng: ())
-    key = jax.random.PRNGKey(seed)
+    out = time_rejax("rejax", algo, repeats, seed, serve)
+    assert out["steps"] == steps, (out["steps"], steps)
+    return {**out, "updates": updates}
 
+
+def time_rejax(impl: str, algo, repeats: int, seed: int, serve: bool) -> dict:
+    """Compile ``algo.train`` ahead of time, warm up, then time ``repeats`` runs (or one
+    per "run" line on stdin with ``serve``); evaluate the final policy untimed."""
+    import jax
+    from rejax.evaluate import evaluate
+
+    key = jax.random.PRNGKey(seed)
     t0 = time.perf_counter()
     compiled = jax.jit(algo.train).lower(key).compile()
     compile_s = time.perf_counter() - t0
-    log(f"rejax: compiled in {compile_s:.1f}s")
+    log(f"{impl}: compiled in {compile_s:.1f}s")
     t0 = time.perf_counter()
     ts, _ = jax.block_until_ready(compiled(key))  # warm-up call, not one of the timed runs
     first_run_s = time.perf_counter() - t0
@@ -92,7 +101,7 @@ def run_rejax(hp: dict, total_steps: int, repeats: int, seed: int, serve: bool) 
         ts, _ = jax.block_until_ready(compiled(key))
         runs.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
-        log(f"rejax: run {len(runs)} {runs[-1]:.2f}s (cpu {cpus[-1]:.2f}s)")
+        log(f"{impl}: run {len(runs)} {runs[-1]:.2f}s (cpu {cpus[-1]:.2f}s)")
         return runs[-1], cpus[-1]
 
     if serve:  # the caller interleaves our runs with its own: "run" lines, then "done"
@@ -106,19 +115,16 @@ def run_rejax(hp: dict, total_steps: int, repeats: int, seed: int, serve: bool) 
         for _ in range(repeats):
             timed_run()
     done = int(ts.global_step)
-    assert done == steps, (done, steps)
-
     _, returns = evaluate(
         algo.make_act(ts), jax.random.PRNGKey(seed + 1), algo.env, algo.env_params,
         128, int(algo.env_params.max_steps_in_episode),
     )
     return {
-        "impl": "rejax",
+        "impl": impl,
         "version": version("rejax"),
         "gymnax_version": version("gymnax"),
         "jax_version": jax.__version__,
         "steps": done,
-        "updates": updates,
         "compile_s": compile_s,
         "first_run_s": first_run_s,
         "run_s": min(runs),
@@ -128,6 +134,43 @@ def run_rejax(hp: dict, total_steps: int, repeats: int, seed: int, serve: bool) 
         "cpus_s": cpus,
         "final_return": float(returns.mean()),
     }
+
+
+def run_rejax_offpolicy(impl: str, hp: dict, total_steps: int, repeats: int, seed: int,
+                        serve: bool) -> dict:
+    """rejax's DQN, SAC or TD3 with ``bench/throughput.py``'s matched settings: each rejax
+    iteration steps ``num_envs`` envs once and then takes ``num_epochs`` gradient steps."""
+    import rejax
+
+    cls = {"rejax-dqn": rejax.DQN, "rejax-sac": rejax.SAC, "rejax-td3": rejax.TD3}[impl]
+    kwargs = dict(
+        env=hp["env"],
+        num_envs=hp["num_envs"],
+        num_epochs=hp["gradient_steps_per_iteration"],
+        total_timesteps=total_steps,
+        eval_freq=total_steps,
+        skip_initial_evaluation=True,
+        learning_rate=hp["lr"],
+        gamma=hp["gamma"],
+        buffer_size=hp["buffer_size"],
+        fill_buffer=hp["learning_starts"],
+        batch_size=hp["batch_size"],
+        agent_kwargs={"activation": hp["activation"]},
+    )
+    if impl == "rejax-dqn":
+        kwargs.update(target_update_freq=hp["target_update_env_steps"], polyak=0.0,
+                      eps_end=hp["epsilon_end"], exploration_fraction=hp["exploration_fraction"],
+                      max_grad_norm=hp["max_grad_norm"], ddqn=True)
+        kwargs["agent_kwargs"]["hidden_layer_sizes"] = tuple(hp["hidden_sizes"])
+    elif impl == "rejax-sac":
+        kwargs.update(polyak=1.0 - hp["tau"], hidden_layer_sizes=tuple(hp["hidden_sizes"]))
+    else:  # rejax's TD3 nets are 64x64, as rlfoundry's default
+        assert tuple(hp["hidden_sizes"]) == (64, 64), hp["hidden_sizes"]
+        del kwargs["agent_kwargs"]
+        kwargs.update(polyak=1.0 - hp["tau"], actor_kwargs={"activation": hp["activation"]},
+                      critic_kwargs={"activation": hp["activation"]})
+    algo = cls.create(**kwargs).replace(eval_callback=lambda algo, ts, rng: ())
+    return time_rejax(impl, algo, repeats, seed, serve)
 
 
 def run_sb3(hp: dict, total_steps: int, seed: int, threads: int) -> dict:
@@ -199,7 +242,7 @@ def run_sb3(hp: dict, total_steps: int, seed: int, threads: int) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("impl", choices=("rejax", "sb3"))
+    p.add_argument("impl", choices=("rejax", "sb3", "rejax-dqn", "rejax-sac", "rejax-td3"))
     p.add_argument("--total-steps", type=int, default=500_000)
     p.add_argument("--repeats", type=int, default=3, help="timed runs (rejax)")
     p.add_argument("--seed", type=int, default=0)
@@ -210,6 +253,9 @@ def main() -> None:
     hp = {**DEFAULT_HP, **a.hp}
     if a.impl == "rejax":
         out = run_rejax(hp, a.total_steps, max(1, a.repeats), a.seed, a.serve)
+    elif a.impl.startswith("rejax-"):
+        out = run_rejax_offpolicy(a.impl, a.hp, a.total_steps, max(1, a.repeats), a.seed,
+                                  a.serve)
     else:
         out = run_sb3(hp, a.total_steps, a.seed, a.threads)
     reply(out)
