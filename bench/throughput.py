@@ -117,7 +117,8 @@ def measure(name: str, ours: list[tuple[str, object]], rejax: RejaxServer,
     for label, bench in ours:
         r = bench.result()
         rows.append({"learner": name, **r, "impl": f"rlfoundry ({label})",
-                     "ratio": peer["run_s"] / r["run_s"]})
+                     "ratio": peer["run_s"] / r["run_s"],
+                     "cpu_ratio": peer["cpu_s"] / r["cpu_s"] if r["cpu_s"] else None})
     return rows
 
 
@@ -150,15 +151,17 @@ def main() -> None:
         rows += measure(name, ours, rejax, args.repeats)
 
     print(f"{'learner':8} {'implementation':22} {'steps':>9} {'compile s':>9} {'run s':>7} "
-          f"{'steps/s':>9} {'ratio':>6} {'final return':>12}")
+          f"{'steps/s':>9} {'ratio':>6} {'cpu ratio':>9} {'final return':>12}")
     for r in rows:
         sps = r["steps"] / r["run_s"]
         ratio = f"{r['ratio']:.2f}" if "ratio" in r else ""
+        cpu_ratio = f"{r['cpu_ratio']:.2f}" if r.get("cpu_ratio") else ""
         ret = r.get("final_return")
         print(f"{r['learner']:8} {r['impl']:22} {r['steps']:>9,} {r['compile_s']:>9.1f} "
-              f"{r['run_s']:>7.2f} {sps:>9,.0f} {ratio:>6} "
+              f"{r['run_s']:>7.2f} {sps:>9,.0f} {ratio:>6} {cpu_ratio:>9} "
               f"{'' if ret is None else f'{ret:.1f}':>12}")
-    print("ratio = rejax run s / rlfoundry run s; final return: rlfoundry's is the last 5% of "
+    print("ratio = rejax run s / rlfoundry run s (cpu ratio: the same with process CPU "
+          "seconds, steadier on a loaded machine); final return: rlfoundry's is the last 5% of "
           "training episodes, rejax's its own 128-episode evaluation (not comparable 1:1)")
     print(json.dumps({"load_average_1m": os.getloadavg()[0], "rows": rows}))
 

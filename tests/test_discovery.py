@@ -53,7 +53,7 @@ def run_watched(cmd: list[str], stall: float = 90.0, limit: float = 1200.0) -> s
 
 
 def test_discovery_cases_in_a_child_process():
-    cmd = [sys.executable, "-m", "pytest", str(CASES), "-q", "-x", "-p", "no:cacheprovider"]
+    cmd = [sys.executable, "-m", "pytest", str(CASES), "-x", "-p", "no:cacheprovider"]
     for _ in range(2):
         text = run_watched(cmd)
         if text is None:
