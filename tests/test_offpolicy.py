@@ -1,4 +1,4 @@
-"""Off-policy learners (DQN, SAC, TD3, DDPG) and the replay buffer: buffer invariants,
+"""Off-policy learners (DQN, SAC, discrete SAC, TD3, DDPG) and the replay buffer: buffer invariants,
 probe environments, the truncation rule, determinism, vmap over hyperparameters, config
 errors, and learning tests with thresholds (CartPole-v1 for DQN, Pendulum-v1 for SAC/TD3).
 """
@@ -11,7 +11,18 @@ import numpy as np
 import pytest
 
 import rlfoundry as rf
-from rlfoundry.algos import ALGORITHMS, DDPGConfig, DQNConfig, SACConfig, TD3Config, dqn, sac, td3
+from rlfoundry.algos import (
+    ALGORITHMS,
+    DDPGConfig,
+    DQNConfig,
+    SACConfig,
+    SACDiscreteConfig,
+    TD3Config,
+    dqn,
+    sac,
+    sac_discrete,
+    td3,
+)
 from rlfoundry.algos.base import make_env_stack
 from rlfoundry.algos.offpolicy import td_target
 from rlfoundry.algos.offpolicy_nets import ActionScale, squashed_sample
@@ -227,6 +238,43 @@ def test_sac_probe_two_step_soft_value():
     np.testing.assert_allclose(q([[0.0]], [[0.3]]), cfg.gamma * soft_v1, atol=0.03)
 
 
+def trained_discrete_sac(env: str, **overrides):
+    cfg = SACDiscreteConfig(env=env, **{**CONTINUOUS_PROBE, **overrides})
+    state, _ = rf.Trainer(cfg, seeds=[0], chunk_updates=1000).run()
+    state = one_seed(state)
+    actor, critic = sac_discrete.networks(cfg, make_env_stack(cfg))
+    params = state.learner.params
+    q = lambda obs: np.asarray(critic.apply(params["critic"], jnp.array(obs, jnp.float32)))
+    log_pi = lambda obs: np.asarray(
+        jax.nn.log_softmax(actor.apply(params["actor"], jnp.array(obs, jnp.float32)))
+    )
+    return cfg, state, q, log_pi
+
+
+def test_discrete_sac_probe_observation_and_action():
+    """One step, reward +1 for the action matching the observation's sign, else -1: both
+    critics learn Q(s, ·) exactly and the policy prefers the rewarded action."""
+    cfg, state, q, log_pi = trained_discrete_sac("Probe-ObservationAction-v0")
+    values = q([[1.0], [-1.0]])  # [critics, 2 obs, 2 actions]
+    np.testing.assert_allclose(values, np.broadcast_to([[-1.0, 1.0], [1.0, -1.0]],
+                                                       values.shape), atol=0.1)
+    np.testing.assert_array_equal(log_pi([[1.0], [-1.0]]).argmax(-1), [1, 0])
+    greedy = ALGORITHMS["sac_discrete"].act(cfg, state, jnp.array([[1.0], [-1.0]]),
+                                            jax.random.PRNGKey(0), True)
+    np.testing.assert_array_equal(greedy, [1, 0])
+
+
+def test_discrete_sac_probe_two_step_soft_value():
+    """Q(s1, ·) = 1 (terminal); Q(s0, a) = γ Σ_a' π(a'|s1) (Q(s1, a') - α log π(a'|s1)),
+    the exact soft value, computed from the learned α and policy."""
+    cfg, state, q, log_pi = trained_discrete_sac("Probe-TwoStep-v0", gamma=0.9)
+    np.testing.assert_allclose(q([[1.0]]), 1.0, atol=0.05)
+    alpha = np.exp(float(state.learner.params["log_alpha"]))
+    lp = log_pi([[1.0]])[0]
+    soft_v1 = np.sum(np.exp(lp) * (q([[1.0]]).min(0)[0] - alpha * lp))
+    np.testing.assert_allclose(q([[0.0]]), cfg.gamma * soft_v1, atol=0.05)
+
+
 def test_squashed_sample_log_prob_matches_change_of_variables():
     scale = ActionScale.from_bounds(-2.0, 2.0, 1)
     mean, log_std, noise = jnp.array([[0.3]]), jnp.array([[-0.2]]), jnp.array([[0.7]])
@@ -246,10 +294,13 @@ SMALL = {
                      gradient_steps=8, batch_size=64, hidden_sizes=(32, 32), buffer_size=1024),
     "td3": TD3Config(total_steps=768, num_envs=4, num_steps=32, learning_starts=256,
                      gradient_steps=8, batch_size=64, hidden_sizes=(32, 32), buffer_size=1024),
+    "sac_discrete": SACDiscreteConfig(total_steps=768, num_envs=4, num_steps=32,
+                                      learning_starts=256, gradient_steps=8, batch_size=64,
+                                      hidden_sizes=(32, 32), buffer_size=1024),
 }
 
 
-@pytest.mark.parametrize("name", ["dqn", "sac", "td3"])
+@pytest.mark.parametrize("name", ["dqn", "sac", "td3", "sac_discrete"])
 def test_same_seed_same_numbers(name):
     state, metrics = rf.Trainer(SMALL[name], seeds=[0, 0, 1], chunk_updates=100).run()
     leaves = jax.tree.leaves(state.learner.params)
@@ -290,7 +341,7 @@ def test_vmap_over_learning_rates_matches_separate_runs():
 
 def test_registered_and_found_by_config_class():
     for name, cfg in [("dqn", DQNConfig()), ("sac", SACConfig()), ("td3", TD3Config()),
-                      ("ddpg", DDPGConfig())]:
+                      ("ddpg", DDPGConfig()), ("sac_discrete", SACDiscreteConfig())]:
         assert ALGORITHMS[name] is algorithm_for(cfg)
         cfg.validate()
 
@@ -305,6 +356,8 @@ def test_registered_and_found_by_config_class():
         (DQNConfig(learning_starts=-1), "learning_starts must be a non-negative integer"),
         (DQNConfig(loss="l1"), "loss must be 'huber' or 'mse'"),
         (SACConfig(tau=0.0), "tau must be in (0.0, 1.0]"),
+        (SACDiscreteConfig(env="Pendulum-v1"), "needs a discrete action space"),
+        (SACDiscreteConfig(target_entropy_ratio=1.5), "target_entropy_ratio must be in"),
     ],
 )
 def test_config_errors_are_one_line(cfg, message):

@@ -9,17 +9,20 @@ from rlfoundry.algos.pg import PG, PGConfig
 from rlfoundry.algos.ppo import PPO, PPOConfig
 from rlfoundry.algos.ppo_kl import PPO_KL, PPOKLConfig
 from rlfoundry.algos.sac import SAC, SACConfig
+from rlfoundry.algos.sac_discrete import SAC_DISCRETE, SACDiscreteConfig
 from rlfoundry.algos.td3 import DDPG, TD3, DDPGConfig, TD3Config
 from rlfoundry.algos.trpo import TRPO, TRPOConfig
 
 ALGORITHMS: dict[str, Algorithm] = {"ppo": PPO}
 ALGORITHMS.update({"a2c": A2C, "pg": PG, "ppo_kl": PPO_KL, "trpo": TRPO})
-ALGORITHMS.update({"dqn": DQN, "sac": SAC, "td3": TD3, "ddpg": DDPG})
+ALGORITHMS.update({"dqn": DQN, "sac": SAC, "sac_discrete": SAC_DISCRETE, "td3": TD3, "ddpg": DDPG})
 
 __all__ = [
     "DDPG",
     "DQN",
     "SAC",
+    "SAC_DISCRETE",
+    "SACDiscreteConfig",
     "TD3",
     "DDPGConfig",
     "DQNConfig",

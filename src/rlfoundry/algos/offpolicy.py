@@ -167,16 +167,17 @@ def behaviour(
     """Pre-drawn noise for T steps and the ``act(noise_t, obs)`` that :func:`collect` runs.
 
     Each action is uniformly random with probability ``epsilon`` (1 while the buffer
-    warms up to ``learning_starts``), else ``policy(normal_noise_t, obs)``, where the
-    standard-normal noise is shaped like continuous actions (unused by discrete policies).
-    """
+    warms up to ``learning_starts``), else ``policy(noise_t, obs)``, where the noise is
+    standard normal shaped like continuous actions or, for discrete actions, standard
+    Gumbel with one value per action (discrete SAC samples ``argmax(logits + noise)``;
+    DQN ignores it)."""
     shape = (config.num_steps, config.num_envs)
     coin_key, random_key, normal_key = jax.random.split(key, 3)
     warming_up = env_steps_done(config, state) < config.learning_starts
     epsilon = jnp.where(warming_up, 1.0, epsilon)
-    if stack.discrete:
+    if stack.discrete:  # Gumbel noise, one per action: argmax(logits + noise) samples
         random_actions = jax.random.randint(random_key, shape, 0, stack.action_dim)
-        normal = jnp.zeros(shape)
+        normal = jax.random.gumbel(normal_key, (*shape, stack.action_dim))
     else:
         low = jnp.broadcast_to(jnp.asarray(stack.action_low, jnp.float32), (stack.action_dim,))
         high = jnp.broadcast_to(jnp.asarray(stack.action_high, jnp.float32), (stack.action_dim,))
