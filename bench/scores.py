@@ -62,6 +62,7 @@ CLASSIC = [
     Row("ppo-kl-cartpole", "PPO-KL", "ppo-kl-cartpole", "CartPole-v1", "–"),
     Row("trpo-cartpole", "TRPO", "trpo-cartpole", "CartPole-v1", "500 (100k)"),
     Row("dqn-cartpole", "DQN", "dqn-cartpole", "CartPole-v1", "500 (50k)"),
+    Row("sac-discrete-cartpole", "SAC (discrete)", "sac-discrete-cartpole", "CartPole-v1", "–"),
     # Acrobot-v1
     Row("ppo-acrobot", "PPO", "ppo-acrobot", "Acrobot-v1", "−73.5 (1M)"),
     Row("a2c-acrobot", "A2C", "a2c-cartpole", "Acrobot-v1", "−83.4 (500k)",

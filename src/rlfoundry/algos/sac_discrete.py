@@ -46,7 +46,8 @@ from rlfoundry.config import check_positive_ints, check_range, leaf, static
 class SACDiscreteConfig(OffPolicyConfig):
     """Discrete-SAC hyperparameters (shared off-policy ones in :class:`OffPolicyConfig`).
     Defaults: CartPole-v1, one gradient step per two environment steps, 128x128 ReLU nets,
-    target entropy 0.7 · log |A| (the paper's 0.98 keeps CartPole's policy too random)."""
+    target entropy 0.3 · log |A| (with the paper's 0.98 CartPole's policy stays too random:
+    on 2 seeds at 100k steps ratios 0.7 / 0.5 / 0.3 ended at about 390 / 420 / 480)."""
 
     env: str = static("CartPole-v1")
     total_steps: int = static(100_000)
@@ -60,7 +61,7 @@ class SACDiscreteConfig(OffPolicyConfig):
     lr: float = leaf(3e-4)
     tau: float = leaf(0.01)
     alpha: float = leaf(0.2)  # the entropy coefficient (its initial value if autotune)
-    target_entropy_ratio: float = leaf(0.7)
+    target_entropy_ratio: float = leaf(0.3)
 
     def validate(self) -> None:
         validate_off_policy(self, SAC_DISCRETE)
