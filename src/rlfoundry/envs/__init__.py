@@ -18,6 +18,25 @@ for _name, _cls in PROBES.items():
     register(_name, _cls, family="probe")
 register("Maze", Maze, family="maze")
 
+
+def _heldout_maze(name: str, **kwargs: object) -> Maze:
+    """One held-out maze as a fixed-level environment (a sparse-reward task on its own)."""
+    from rlfoundry.envs.maze_heldout import heldout_levels
+
+    return Maze(default_level=heldout_levels()[name], **kwargs)
+
+
+def _register_heldout() -> None:
+    import functools
+
+    from rlfoundry.envs.maze_heldout import HELDOUT_MAZES
+
+    for maze in HELDOUT_MAZES:
+        register(f"Maze-{maze}", functools.partial(_heldout_maze, maze), family="maze")
+
+
+_register_heldout()
+
 __all__ = [
     "ClipAction",
     "Environment",
