@@ -93,6 +93,12 @@ def _config_sources(p: argparse.ArgumentParser, *, with_defaults: bool = True) -
     g.add_argument("--curriculum", choices=["dr", "plr", "robust_plr", "accel"],
                    help="train PPO on a curriculum of levels (the env needs a level space, "
                    "e.g. Maze or CartPole-v1)")
+    g.add_argument("--reward-code", metavar="FILE",
+                   help="train on the reward defined by `def reward(obs, action, next_obs, "
+                   "info)` in FILE (validated: jnp arithmetic only; see README)")
+    g.add_argument("--bc-data", metavar="FILE.npz",
+                   help="demonstrations (from `rlfoundry record`) for behaviour-cloning "
+                   "pre-training and an imitation loss (tune with --set imitation.coef=...)")
 
 
 def _typed_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -260,6 +266,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="end the output with one JSON line")
     p.set_defaults(func=cmd_sweep)
 
+    # --- record ---------------------------------------------------------------------------
+    p = sub.add_parser("record", help="save trajectories of a policy or a scripted expert",
+                       description="Play episodes with a run's saved policy (or a scripted "
+                       "expert: --expert maze_bfs --env Maze-...) and save them as a "
+                       "versioned .npz dataset for --bc-data.", formatter_class=_FMT)
+    _common(p)
+    p.add_argument("run", metavar="RUN_DIR", nargs="?", help="run folder (omit with --expert)")
+    p.add_argument("--expert", choices=["maze_bfs"], help="scripted expert instead of a run")
+    p.add_argument("--env", help="environment of the expert (e.g. Maze-SixteenRooms)")
+    p.add_argument("--episodes", type=_positive, default=10, help="episodes to record")
+    p.add_argument("--out", required=True, help="output .npz file")
+    p.add_argument("--stochastic", action="store_true", help="sample actions (default: greedy)")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of the episodes")
+    p.add_argument("--seed-index", type=int, default=0, help="which seed's policy to record")
+    p.add_argument("--max-steps", type=_positive, default=None,
+                   help="cap on steps per episode [default: the environment's time limit]")
+    p.set_defaults(func=cmd_record)
+
     # --- list -----------------------------------------------------------------------------
     p = sub.add_parser("discover", help="meta-train a learned policy objective by ES",
                        description="Evolve the weights of a learned drift objective (LPO or "
@@ -357,7 +381,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         given = [f for f in ("algo", "preset", "config", "env", "total_steps", "num_envs",
                              "num_steps", "lr", "gamma", "network", "objective",
-                             "curriculum", "seeds", "chunk_updates",
+                             "curriculum", "reward_code", "bc_data", "seeds", "chunk_updates",
                              "checkpoint_every", "run_dir")
                  if getattr(args, f) is not None] + (["set"] if args.set else [])
         if given:
@@ -649,6 +673,36 @@ def cmd_discover(args: argparse.Namespace) -> int:
     for name, path in summary["plots"].items():
         print(f"{name}: {path}")
     return 130 if summary["interrupted"] else 0
+
+
+# --- record -------------------------------------------------------------------------------
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from rlfoundry.data.record import record_expert, record_run
+
+    _enable_cache(args)
+    if args.expert:
+        if args.run:
+            raise ConfigError("give a RUN_DIR or --expert, not both.")
+        if not args.env:
+            raise ConfigError(f"--expert {args.expert} needs --env (e.g. Maze-SixteenRooms).")
+        path, data = record_expert(args.expert, args.env, args.episodes, args.out,
+                                   seed=args.seed, max_steps=args.max_steps)
+    else:
+        if not args.run:
+            raise ConfigError("record needs a RUN_DIR (or --expert maze_bfs --env NAME).")
+        if args.env:
+            raise ConfigError("--env is for --expert; a run records on its own environment.")
+        path, data = record_run(args.run, args.episodes, args.out, seed=args.seed,
+                                seed_index=args.seed_index, deterministic=not args.stochastic,
+                                max_steps=args.max_steps)
+    returns = data.episode_returns()
+    print(f"wrote {path}: {data.num_episodes} episode(s), {data.num_steps} steps on "
+          f"{data.meta['env']}; mean return {_fmt(float(returns.mean()), 3)} "
+          f"(min {_fmt(float(returns.min()), 3)}, max {_fmt(float(returns.max()), 3)})")
+    print(f"next: rlfoundry train --env {data.meta['env']} --bc-data {path}")
+    return 0
 
 
 # --- list ---------------------------------------------------------------------------------
