@@ -246,14 +246,20 @@ class _Checker(ast.NodeVisitor):
                 self._visit_index_value(part)
 
     def _visit_index_value(self, node: ast.AST) -> None:
+        """An index is a small integer literal or a name (an array: a traced index); index
+        arithmetic stays Python integers, so it is refused (assign it to a name first)."""
         lit = node.operand if isinstance(node, ast.UnaryOp) and isinstance(
             node.op, ast.USub) else node
         if isinstance(lit, ast.Constant):
             if isinstance(lit.value, bool) or not isinstance(lit.value, int) or \
                     abs(lit.value) > MAX_INDEX:
-                self.refuse(node, f"index {ast.unparse(node)}", "index with small integers")
+                self.refuse(node, f"index {ast.unparse(node)}",
+                            f"index with integers up to {MAX_INDEX}")
             return
-        self.visit(node)  # a traced index such as obs[action]
+        if not isinstance(node, ast.Name):
+            self.refuse(node, f"computed index {ast.unparse(node)}",
+                        "assign it to a name first (i = ...; obs[i])")
+        self.visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
@@ -362,6 +368,8 @@ def check_source(source: str, name: str = "reward", where: str = "reward code") 
                 found = stmt
             continue
         kind = _CONSTRUCT_NAMES.get(type(stmt), (f"top-level `{type(stmt).__name__}`",))[0]
+        if isinstance(stmt, ast.FunctionDef):
+            kind = f"helper function {stmt.name!r}"
         raise _refuse(where, stmt, kind, f"the file defines only def {name}(...)")
     if found is None:
         raise RewardCodeError(f"{where}: no function {name!r}; define def {name}"
