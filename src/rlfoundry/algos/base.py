@@ -78,7 +78,7 @@ def make_env_stack(
     env = EpisodeStatistics(base)
     reward = getattr(config, "reward", None)
     if reward is not None:  # reward code, blends, shaping: outside the episode statistics
-        env = wrap_rewards(env, reward, config.gamma)
+        env = wrap_rewards(env, reward, config.gamma, config.env)
     obs_shape = tuple(base.observation_space(params).shape)
     if flatten is None:
         flatten = getattr(config, "network", "mlp") == "mlp"

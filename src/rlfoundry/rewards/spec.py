@@ -9,6 +9,8 @@ defaults change nothing and add no wrapper. Sources are reward code (see
 * ``aux`` and ``aux_weights``: auxiliary rewards blended in, ``r + Σ wᵢ·auxᵢ`` (the
   weights are a vmappable leaf: :mod:`rlfoundry.rewards.blend` searches them by ES);
 * ``potential``: ``def potential(obs)`` adds shaping ``γ·Φ(s') − Φ(s)``;
+* ``model``: a reward network fitted from preferences (:mod:`rlfoundry.rewards.preferences`,
+  an ``.npz``) replaces the env reward by ``r_ψ(obs, action)``;
 * ``scale`` and ``clip``: a constant factor, then clipping to ``[-clip, clip]`` (0 = off).
 
 Running-return normalisation is the config's own ``scale_rewards`` flag.
@@ -41,6 +43,7 @@ class RewardConfig(struct.PyTreeNode):
 
     kind = "reward"
     code: str = static("")
+    model: str = static("")
     aux: tuple[str, ...] = static(())
     aux_weights: Any = leaf(None)
     potential: str = static("")
@@ -49,7 +52,7 @@ class RewardConfig(struct.PyTreeNode):
 
     @property
     def active(self) -> bool:
-        return bool(self.code or self.aux or self.potential or self.clip) or not (
+        return bool(self.code or self.model or self.aux or self.potential or self.clip) or not (
             isinstance(self.scale, (int, float)) and self.scale == 1.0
         )
 
@@ -70,6 +73,12 @@ class RewardConfig(struct.PyTreeNode):
                     f"reward.aux_weights has {w.shape[-1] if w.ndim else 1} value(s) for "
                     f"{len(self.aux)} auxiliary reward(s); give one weight per reward."
                 )
+        if self.code and self.model:
+            raise ConfigError("reward.code and reward.model both replace the reward; set one.")
+        if self.model:
+            from rlfoundry.rewards.preferences import load_reward_model
+
+            load_reward_model(self.model, env_name)
         fns = compiled_sources(self)
         if env_name is None or not fns:
             return
@@ -128,14 +137,18 @@ def sample_transitions(env_name: str, n: int = 32) -> tuple[Any, ...]:
     return jax.device_get(jax.jit(jax.vmap(one))(keys))
 
 
-def wrap_rewards(env: Any, cfg: RewardConfig, gamma: Any) -> Any:
+def wrap_rewards(env: Any, cfg: RewardConfig, gamma: Any, env_name: str | None = None) -> Any:
     """Wrap a single environment (already inside EpisodeStatistics) with ``cfg``'s reward
-    transforms, in the order code → blend → shaping → scale → clip."""
+    transforms, in the order code or model → blend → shaping → scale → clip."""
     if not cfg.active:
         return env
     fns = compiled_sources(cfg)
     if cfg.code:
         env = RewardFunction(env, fns["reward code"][1])
+    if cfg.model:
+        from rlfoundry.rewards.preferences import learned_reward
+
+        env = RewardFunction(env, learned_reward(cfg.model, env_name))
     if cfg.aux:
         aux = [fns[f"reward.aux[{i}]"][1] for i in range(len(cfg.aux))]
         weights = cfg.weights()
