@@ -284,6 +284,56 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cap on steps per episode [default: the environment's time limit]")
     p.set_defaults(func=cmd_record)
 
+    # --- reward learning --------------------------------------------------------------------
+    p = sub.add_parser("reward-model", help="fit a Bradley-Terry reward model from preferences",
+                       description="Collect random-policy segment pairs, label them with a "
+                       "scripted teacher (the larger true return wins) and fit a reward "
+                       "network; train on it with --set reward.model=OUT.", formatter_class=_FMT)
+    _common(p)
+    p.add_argument("--env", required=True, help="environment")
+    p.add_argument("--pairs", type=_positive, default=512, help="preference pairs")
+    p.add_argument("--length", type=_positive, default=25, help="segment length (steps)")
+    p.add_argument("--steps", type=_positive, default=500, help="Adam steps of the fit")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.set_defaults(func=cmd_reward_model)
+
+    p = sub.add_parser("blend", help="learn auxiliary-reward weights by ES",
+                       description="ES over the weights of auxiliary rewards (reward code "
+                       "files); every member is a complete PPO run on env reward + weighted "
+                       "auxiliaries, fitness = the env's own return.", formatter_class=_FMT)
+    _common(p)
+    _config_sources(p)
+    p.add_argument("--aux", action="append", required=True, metavar="FILE",
+                   help="auxiliary reward code file (repeatable)")
+    p.add_argument("--generations", type=_positive, default=6, help="ES generations")
+    p.add_argument("--population", type=_positive, default=8, help="population (even)")
+    p.add_argument("--sigma", type=float, default=0.5, help="ES noise scale")
+    p.add_argument("--es-lr", type=float, default=0.3, help="ES learning rate")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    p.add_argument("--out", help="write the weights and history as JSON")
+    p.set_defaults(func=cmd_blend)
+
+    p = sub.add_parser("design-reward", help="propose-train-evaluate loop for reward code",
+                       description="Propose reward code, validate it, train briefly, score "
+                       "by the task's own return and feed the result back. Without --url a "
+                       "deterministic designer hill-climbs the coefficient {c} of --template; "
+                       "with --url an OpenAI-compatible chat endpoint proposes code.",
+                       formatter_class=_FMT)
+    _common(p)
+    _config_sources(p)
+    p.add_argument("--task", default="maximise the environment's return",
+                   help="task description for the designer")
+    p.add_argument("--template", metavar="FILE", help="reward code with a {c} coefficient")
+    p.add_argument("--url", help="OpenAI-compatible /chat/completions URL (off by default)")
+    p.add_argument("--model", default="gpt-4o-mini", help="model name for --url")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                   help="environment variable holding the API key for --url")
+    p.add_argument("--rounds", type=_positive, default=4, help="proposals")
+    p.add_argument("--design-seeds", type=_positive, default=2, help="seeds per proposal")
+    p.add_argument("--out", help="write every attempt as JSON")
+    p.set_defaults(func=cmd_design_reward)
+
     # --- list -----------------------------------------------------------------------------
     p = sub.add_parser("discover", help="meta-train a learned policy objective by ES",
                        description="Evolve the weights of a learned drift objective (LPO or "
@@ -702,6 +752,97 @@ def cmd_record(args: argparse.Namespace) -> int:
           f"{data.meta['env']}; mean return {_fmt(float(returns.mean()), 3)} "
           f"(min {_fmt(float(returns.min()), 3)}, max {_fmt(float(returns.max()), 3)})")
     print(f"next: rlfoundry train --env {data.meta['env']} --bc-data {path}")
+    return 0
+
+
+# --- reward learning ----------------------------------------------------------------------
+
+
+def cmd_reward_model(args: argparse.Namespace) -> int:
+    import jax
+
+    from rlfoundry.algos.base import make_env_stack
+    from rlfoundry.algos.ppo import PPOConfig
+    from rlfoundry.envs import env_spec
+    from rlfoundry.rewards.preferences import learn_from_preferences, save_reward_model
+
+    env_spec(args.env)
+    _enable_cache(args)
+    config = PPOConfig(env=args.env)
+    model, params, stats = learn_from_preferences(config, jax.random.PRNGKey(args.seed),
+                                                  pairs=args.pairs, length=args.length,
+                                                  steps=args.steps)
+    stack = make_env_stack(config, num_envs=1)
+    path = save_reward_model(args.out, model, params, args.env, stack.obs_shape)
+    print(f"wrote {path}: {stats['strict_pairs']} strict preferences, training accuracy "
+          f"{stats['train_accuracy']:.3f}, loss {stats['final_loss']:.3f}")
+    print(f"next: rlfoundry train --env {args.env} --set reward.model={path}")
+    return 0
+
+
+def _read_code(path: str, name: str = "reward") -> str:
+    from pathlib import Path
+
+    from rlfoundry.rewards.code import check_source
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"reward code file {path!r} not found; check the path.")
+    text = p.read_text(encoding="utf-8")
+    check_source(text.replace("{c}", "1.0"), name, where=str(p))
+    return text
+
+
+def cmd_blend(args: argparse.Namespace) -> int:
+    import jax
+
+    from rlfoundry.config import set_path
+    from rlfoundry.rewards.blend import BlendSearch
+
+    resolved = _resolve(args)
+    config = set_path(resolved.config, "reward.aux", [_read_code(f) for f in args.aux])
+    _enable_cache(args)
+    search = BlendSearch(config, population=args.population, generations=args.generations,
+                         sigma=args.sigma, lr=args.es_lr)
+    out = search.run(jax.random.PRNGKey(args.seed), log=print)
+    weights = ", ".join(f"{w:.3f}" for w in out["weights"])
+    print(f"learned weights ({', '.join(args.aux)}): {weights}")
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(json.dumps({"aux": args.aux, **out}, indent=2))
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_design_reward(args: argparse.Namespace) -> int:
+    import os
+
+    from rlfoundry.rewards.designer import CoefficientDesigner, HTTPDesigner, design_reward
+
+    resolved = _resolve(args)
+    if args.url:
+        designer: Any = HTTPDesigner(args.url, model=args.model,
+                                     api_key=os.environ.get(args.api_key_env))
+    elif args.template:
+        designer = CoefficientDesigner(_read_code(args.template))
+    else:
+        raise ConfigError("design-reward needs --template FILE (with a {c} coefficient) or "
+                          "--url of a chat endpoint.")
+    _enable_cache(args)
+    out = design_reward(resolved.config, designer, args.task, rounds=args.rounds,
+                        seeds=args.design_seeds, log=print)
+    best = out["best"]
+    if best:
+        print(f"best: round {best['round']} with task return {best['success']:.2f}:\n"
+              f"{best['source']}")
+    else:
+        print("no proposal was accepted.")
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(json.dumps(out, indent=2))
+        print(f"wrote {args.out}")
     return 0
 
 
