@@ -199,7 +199,7 @@ def record(config: Any, policy: Policy, episodes: int, key: jax.Array, cap: int,
     marked truncated)."""
     from rlfoundry.algos.base import make_env_stack
 
-    plain = _plain(config)
+    plain = plain_config(config)
     stack = make_env_stack(plain, num_envs=episodes, update_stats=False)
 
     def run(key: jax.Array) -> tuple[Any, ...]:
@@ -243,7 +243,7 @@ def record(config: Any, policy: Policy, episodes: int, key: jax.Array, cap: int,
     return Trajectories(**arrays, meta=meta)
 
 
-def _plain(config: Any) -> Any:
+def plain_config(config: Any) -> Any:
     """``config`` without reward transforms or imitation (recording wants raw rewards)."""
     from rlfoundry.data.imitation import ImitationConfig
     from rlfoundry.rewards.spec import RewardConfig

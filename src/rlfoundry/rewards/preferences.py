@@ -70,9 +70,9 @@ def collect_segments(config: Any, key: jax.Array, count: int, length: int) -> Se
     transforms removed): one rollout of ``length`` steps in each of ``count`` envs, which
     start from different points of their episodes after a warm-up."""
     from rlfoundry.algos.base import make_env_stack
-    from rlfoundry.data.trajectories import _plain
+    from rlfoundry.data.trajectories import plain_config
 
-    stack = make_env_stack(_plain(config), num_envs=count, update_stats=False)
+    stack = make_env_stack(plain_config(config), num_envs=count, update_stats=False)
     def random_action(key: jax.Array) -> jax.Array:
         if stack.discrete:
             return jax.random.randint(key, (count,), 0, stack.action_dim)
