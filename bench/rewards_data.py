@@ -70,7 +70,7 @@ def table(title: str, rows: dict[str, dict[str, Any]], digits: int = 3) -> None:
     print(f"{'arm':<28}{'mean':>10}{'95% CI':>24}   per seed")
     for name, s in rows.items():
         ci = f"{s['ci95'][0]:.{digits}f} .. {s['ci95'][1]:.{digits}f}"
-        seeds = ", ".join(f"{v:.{digits}g}" for v in s["per_seed"])
+        seeds = ", ".join(f"{v:.{digits}f}" for v in s["per_seed"])
         print(f"{name:<28}{s['mean']:>10.{digits}f}{ci:>24}   {seeds}")
 
 

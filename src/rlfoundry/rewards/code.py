@@ -21,6 +21,7 @@ naming the construct and its line.
 from __future__ import annotations
 
 import ast
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ import jax.extend
 import jax.numpy as jnp
 import numpy as np
 
-from rlfoundry.errors import ConfigError, suggest
+from rlfoundry.errors import ConfigError
 
 #: ``jnp`` functions a reward may call: elementwise math, reductions, products of the
 #: given arrays. Nothing that takes a shape (zeros, ones, full, arange, tile, ...).
@@ -169,11 +170,10 @@ class _Checker(ast.NodeVisitor):
         if isinstance(node.ctx, ast.Load) and node.id not in self.names:
             if node.id in ("jnp", *BUILTINS):
                 self.refuse(node, f"using {node.id!r} other than by calling an allowed function")
-            known = sorted(self.names)
+            close = difflib.get_close_matches(node.id, sorted(self.names), n=1)
             self.refuse(node, f"unknown name {node.id!r}",
                         f"use the arguments {', '.join(self.args)} or names you assigned"
-                        + suggest(node.id, known).rstrip("?").replace(" Did you mean", " (")
-                        + (")" if suggest(node.id, known) else ""))
+                        + (f" (did you mean {close[0]!r}?)" if close else ""))
 
     def visit_Constant(self, node: ast.Constant) -> None:
         v = node.value
@@ -271,8 +271,8 @@ class _Checker(ast.NodeVisitor):
             fname = dotted[4:]
             if fname not in JNP_FUNCTIONS and fname not in JNP_SUBMODULE_FUNCTIONS:
                 self.refuse(node, f"calling {dotted!r}",
-                            "allowed jnp functions: elementwise math, reductions, where, clip"
-                            + suggest(fname, JNP_FUNCTIONS))
+                            "allowed jnp functions: elementwise math, reductions, where, clip "
+                            "(see docs/rewards.md)")
         elif dotted not in BUILTINS:
             if dotted in SIGNATURES:
                 self.refuse(node, f"calling {dotted!r} (recursion)", "compute the value directly")
@@ -321,7 +321,7 @@ class _LiftConstants(ast.NodeTransformer):
         return node
 
     def visit_keyword(self, node: ast.keyword) -> ast.AST:
-        if node.arg in ("axis", "keepdims"):
+        if node.arg in ("axis", "keepdims", "ord"):
             return node
         return self.generic_visit(node)
 
