@@ -9,7 +9,7 @@ Parts (each with >= 3 seeds and 95% Student-t confidence intervals over seeds):
                loss), same budget;
   shaping      PPO on sparse CartPole (reward code: 0 per step, -1 when the pole falls; the
                success metric is CartPole's own return) with and without potential-based
-               shaping Φ = 5·(0.21 − |θ|): steps until the return first reaches 200;
+               shaping Φ = 5·(0.21 − |θ|): steps until the return first reaches 200 / 450;
   blend        CartPole-v1 with a helpful (upright) and a misleading (push left) auxiliary
                reward: ES over the two weights vs fixed equal weights vs env reward only;
   preferences  CartPole-v1 PPO on a Bradley-Terry reward model fitted to 512 scripted
@@ -107,30 +107,30 @@ def first_success(metrics: dict[str, np.ndarray], threshold: float, steps_per_up
     return first * steps_per_update
 
 
-def part_shaping(seeds: int, steps: int, scale: float, threshold: float = 200.0
-                 ) -> dict[str, Any]:
+def part_shaping(seeds: int, steps: int, scale: float,
+                 thresholds: tuple[float, ...] = (200.0, 450.0)) -> dict[str, Any]:
     base = dict(env="CartPole-v1", total_steps=steps, num_envs=8, num_steps=64)
     per_update = 8 * 64
     potential = UPRIGHT_POTENTIAL.format(scale=scale)
-    out: dict[str, Any] = {}
-    firsts = {}
-    for name, reward in (("sparse", {"code": SPARSE}),
-                         ("sparse + shaping", {"code": SPARSE, "potential": potential})):
+    out: dict[str, Any] = {"steps": steps, "potential": potential}
+    arms = (("sparse", {"code": SPARSE}),
+            ("sparse + shaping", {"code": SPARSE, "potential": potential}))
+    firsts: dict[tuple[str, float], np.ndarray] = {}
+    for name, reward in arms:
         final, metrics = train({**base, "reward": reward}, seeds)
-        firsts[name] = first_success(metrics, threshold, per_update)
-        out[name] = {"final_return": summary(final),
-                     "steps_to_threshold": summary(firsts[name].astype(float)),
-                     "seeds_reaching": int((firsts[name] < steps).sum())}
-        log(f"shaping: {name} final {final.round(1).tolist()} steps to {threshold:g}: "
-            f"{firsts[name].tolist()}")
-    table(f"sparse CartPole, {steps:,} steps: steps until the return first reaches "
-          f"{threshold:g} (budget = never)", {k: v["steps_to_threshold"] for k, v in
-                                              out.items() if isinstance(v, dict)}, 0)
-    table("final return (CartPole's own)", {k: v["final_return"] for k, v in out.items()
-                                            if isinstance(v, dict)}, 1)
-    out["speedup_median"] = float(np.median(firsts["sparse"]) /
-                                  max(np.median(firsts["sparse + shaping"]), 1))
-    out["steps"], out["potential"], out["threshold"] = steps, potential, threshold
+        out[name] = {"final_return": summary(final)}
+        for th in thresholds:
+            firsts[name, th] = first_success(metrics, th, per_update)
+            out[name][f"steps_to_{th:g}"] = summary(firsts[name, th].astype(float))
+            out[name][f"seeds_reaching_{th:g}"] = int((firsts[name, th] < steps).sum())
+        log(f"shaping: {name} final {final.round(1).tolist()} steps to "
+            f"{', '.join(f'{th:g}: {firsts[name, th].tolist()}' for th in thresholds)}")
+    for th in thresholds:
+        table(f"sparse CartPole, {steps:,} steps: steps until the return first reaches "
+              f"{th:g} (budget = never)", {n: out[n][f"steps_to_{th:g}"] for n, _ in arms}, 0)
+        out[f"speedup_median_{th:g}"] = float(
+            np.median(firsts["sparse", th]) / max(np.median(firsts["sparse + shaping", th]), 1))
+    table("final return (CartPole's own)", {n: out[n]["final_return"] for n, _ in arms}, 1)
     return out
 
 

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from rlfoundry.config import leaf, register_node, static
+from rlfoundry.config import check_range, leaf, register_node, static
 from rlfoundry.errors import ConfigError
 from rlfoundry.rewards.code import check_program, check_source
 from rlfoundry.rewards.transforms import (
@@ -64,6 +64,7 @@ class RewardConfig(struct.PyTreeNode):
 
     def validate(self, env_name: str | None = None) -> None:
         """Check every source (AST, then compiled on sample transitions of ``env_name``)."""
+        check_range(self, "scale", -1e6, 1e6)
         if not isinstance(self.clip, (int, float)) or self.clip < 0:
             raise ConfigError(f"reward.clip must be >= 0 (0 = off), got {self.clip!r}.")
         if self.aux_weights is not None and not isinstance(self.aux_weights, jax.core.Tracer):
