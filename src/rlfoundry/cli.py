@@ -93,6 +93,12 @@ def _config_sources(p: argparse.ArgumentParser, *, with_defaults: bool = True) -
     g.add_argument("--curriculum", choices=["dr", "plr", "robust_plr", "accel"],
                    help="train PPO on a curriculum of levels (the env needs a level space, "
                    "e.g. Maze or CartPole-v1)")
+    g.add_argument("--reward-code", metavar="FILE",
+                   help="train on the reward defined by `def reward(obs, action, next_obs, "
+                   "info)` in FILE (validated: jnp arithmetic only; see README)")
+    g.add_argument("--bc-data", metavar="FILE.npz",
+                   help="demonstrations (from `rlfoundry record`) for behaviour-cloning "
+                   "pre-training and an imitation loss (tune with --set imitation.coef=...)")
 
 
 def _typed_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -260,6 +266,74 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="end the output with one JSON line")
     p.set_defaults(func=cmd_sweep)
 
+    # --- record ---------------------------------------------------------------------------
+    p = sub.add_parser("record", help="save trajectories of a policy or a scripted expert",
+                       description="Play episodes with a run's saved policy (or a scripted "
+                       "expert: --expert maze_bfs --env Maze-...) and save them as a "
+                       "versioned .npz dataset for --bc-data.", formatter_class=_FMT)
+    _common(p)
+    p.add_argument("run", metavar="RUN_DIR", nargs="?", help="run folder (omit with --expert)")
+    p.add_argument("--expert", choices=["maze_bfs"], help="scripted expert instead of a run")
+    p.add_argument("--env", help="environment of the expert (e.g. Maze-SixteenRooms)")
+    p.add_argument("--episodes", type=_positive, default=10, help="episodes to record")
+    p.add_argument("--out", required=True, help="output .npz file")
+    p.add_argument("--stochastic", action="store_true", help="sample actions (default: greedy)")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of the episodes")
+    p.add_argument("--seed-index", type=int, default=0, help="which seed's policy to record")
+    p.add_argument("--max-steps", type=_positive, default=None,
+                   help="cap on steps per episode [default: the environment's time limit]")
+    p.set_defaults(func=cmd_record)
+
+    # --- reward learning --------------------------------------------------------------------
+    p = sub.add_parser("reward-model", help="fit a Bradley-Terry reward model from preferences",
+                       description="Collect random-policy segment pairs, label them with a "
+                       "scripted teacher (the larger true return wins) and fit a reward "
+                       "network; train on it with --set reward.model=OUT.", formatter_class=_FMT)
+    _common(p)
+    p.add_argument("--env", required=True, help="environment")
+    p.add_argument("--pairs", type=_positive, default=512, help="preference pairs")
+    p.add_argument("--length", type=_positive, default=25, help="segment length (steps)")
+    p.add_argument("--steps", type=_positive, default=500, help="Adam steps of the fit")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.set_defaults(func=cmd_reward_model)
+
+    p = sub.add_parser("blend", help="learn auxiliary-reward weights by ES",
+                       description="ES over the weights of auxiliary rewards (reward code "
+                       "files); every member is a complete PPO run on env reward + weighted "
+                       "auxiliaries, fitness = the env's own return.", formatter_class=_FMT)
+    _common(p)
+    _config_sources(p)
+    p.add_argument("--aux", action="append", required=True, metavar="FILE",
+                   help="auxiliary reward code file (repeatable)")
+    p.add_argument("--generations", type=_positive, default=6, help="ES generations")
+    p.add_argument("--population", type=_positive, default=8, help="population (even)")
+    p.add_argument("--sigma", type=float, default=0.5, help="ES noise scale")
+    p.add_argument("--es-lr", type=float, default=0.3, help="ES learning rate")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    p.add_argument("--out", help="write the weights and history as JSON")
+    p.set_defaults(func=cmd_blend)
+
+    p = sub.add_parser("design-reward", help="propose-train-evaluate loop for reward code",
+                       description="Propose reward code, validate it, train briefly, score "
+                       "by the task's own return and feed the result back. Without --url a "
+                       "deterministic designer hill-climbs the coefficient {c} of --template; "
+                       "with --url an OpenAI-compatible chat endpoint proposes code.",
+                       formatter_class=_FMT)
+    _common(p)
+    _config_sources(p)
+    p.add_argument("--task", default="maximise the environment's return",
+                   help="task description for the designer")
+    p.add_argument("--template", metavar="FILE", help="reward code with a {c} coefficient")
+    p.add_argument("--url", help="OpenAI-compatible /chat/completions URL (off by default)")
+    p.add_argument("--model", default="gpt-4o-mini", help="model name for --url")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                   help="environment variable holding the API key for --url")
+    p.add_argument("--rounds", type=_positive, default=4, help="proposals")
+    p.add_argument("--design-seeds", type=_positive, default=2, help="seeds per proposal")
+    p.add_argument("--out", help="write every attempt as JSON")
+    p.set_defaults(func=cmd_design_reward)
+
     # --- list -----------------------------------------------------------------------------
     p = sub.add_parser("discover", help="meta-train a learned policy objective by ES",
                        description="Evolve the weights of a learned drift objective (LPO or "
@@ -357,7 +431,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         given = [f for f in ("algo", "preset", "config", "env", "total_steps", "num_envs",
                              "num_steps", "lr", "gamma", "network", "objective",
-                             "curriculum", "seeds", "chunk_updates",
+                             "curriculum", "reward_code", "bc_data", "seeds", "chunk_updates",
                              "checkpoint_every", "run_dir")
                  if getattr(args, f) is not None] + (["set"] if args.set else [])
         if given:
@@ -649,6 +723,127 @@ def cmd_discover(args: argparse.Namespace) -> int:
     for name, path in summary["plots"].items():
         print(f"{name}: {path}")
     return 130 if summary["interrupted"] else 0
+
+
+# --- record -------------------------------------------------------------------------------
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from rlfoundry.data.record import record_expert, record_run
+
+    _enable_cache(args)
+    if args.expert:
+        if args.run:
+            raise ConfigError("give a RUN_DIR or --expert, not both.")
+        if not args.env:
+            raise ConfigError(f"--expert {args.expert} needs --env (e.g. Maze-SixteenRooms).")
+        path, data = record_expert(args.expert, args.env, args.episodes, args.out,
+                                   seed=args.seed, max_steps=args.max_steps)
+    else:
+        if not args.run:
+            raise ConfigError("record needs a RUN_DIR (or --expert maze_bfs --env NAME).")
+        if args.env:
+            raise ConfigError("--env is for --expert; a run records on its own environment.")
+        path, data = record_run(args.run, args.episodes, args.out, seed=args.seed,
+                                seed_index=args.seed_index, deterministic=not args.stochastic,
+                                max_steps=args.max_steps)
+    returns = data.episode_returns()
+    print(f"wrote {path}: {data.num_episodes} episode(s), {data.num_steps} steps on "
+          f"{data.meta['env']}; mean return {_fmt(float(returns.mean()), 3)} "
+          f"(min {_fmt(float(returns.min()), 3)}, max {_fmt(float(returns.max()), 3)})")
+    print(f"next: rlfoundry train --env {data.meta['env']} --bc-data {path}")
+    return 0
+
+
+# --- reward learning ----------------------------------------------------------------------
+
+
+def cmd_reward_model(args: argparse.Namespace) -> int:
+    import jax
+
+    from rlfoundry.algos.base import make_env_stack
+    from rlfoundry.algos.ppo import PPOConfig
+    from rlfoundry.envs import env_spec
+    from rlfoundry.rewards.preferences import learn_from_preferences, save_reward_model
+
+    env_spec(args.env)
+    _enable_cache(args)
+    config = PPOConfig(env=args.env)
+    model, params, stats = learn_from_preferences(config, jax.random.PRNGKey(args.seed),
+                                                  pairs=args.pairs, length=args.length,
+                                                  steps=args.steps)
+    stack = make_env_stack(config, num_envs=1)
+    path = save_reward_model(args.out, model, params, args.env, stack.obs_shape)
+    print(f"wrote {path}: {stats['strict_pairs']} strict preferences, training accuracy "
+          f"{stats['train_accuracy']:.3f}, loss {stats['final_loss']:.3f}")
+    print(f"next: rlfoundry train --env {args.env} --set reward.model={path}")
+    return 0
+
+
+def _read_code(path: str, name: str = "reward") -> str:
+    from pathlib import Path
+
+    from rlfoundry.rewards.code import check_source
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"reward code file {path!r} not found; check the path.")
+    text = p.read_text(encoding="utf-8")
+    check_source(text.replace("{c}", "1.0"), name, where=str(p))
+    return text
+
+
+def cmd_blend(args: argparse.Namespace) -> int:
+    import jax
+
+    from rlfoundry.config import set_path
+    from rlfoundry.rewards.blend import BlendSearch
+
+    resolved = _resolve(args)
+    config = set_path(resolved.config, "reward.aux", [_read_code(f) for f in args.aux])
+    _enable_cache(args)
+    search = BlendSearch(config, population=args.population, generations=args.generations,
+                         sigma=args.sigma, lr=args.es_lr)
+    out = search.run(jax.random.PRNGKey(args.seed), log=print)
+    weights = ", ".join(f"{w:.3f}" for w in out["weights"])
+    print(f"learned weights ({', '.join(args.aux)}): {weights}")
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(json.dumps({"aux": args.aux, **out}, indent=2))
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_design_reward(args: argparse.Namespace) -> int:
+    import os
+
+    from rlfoundry.rewards.designer import CoefficientDesigner, HTTPDesigner, design_reward
+
+    resolved = _resolve(args)
+    if args.url:
+        designer: Any = HTTPDesigner(args.url, model=args.model,
+                                     api_key=os.environ.get(args.api_key_env))
+    elif args.template:
+        designer = CoefficientDesigner(_read_code(args.template))
+    else:
+        raise ConfigError("design-reward needs --template FILE (with a {c} coefficient) or "
+                          "--url of a chat endpoint.")
+    _enable_cache(args)
+    out = design_reward(resolved.config, designer, args.task, rounds=args.rounds,
+                        seeds=args.design_seeds, log=print)
+    best = out["best"]
+    if best:
+        print(f"best: round {best['round']} with task return {best['success']:.2f}:\n"
+              f"{best['source']}")
+    else:
+        print("no proposal was accepted.")
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(json.dumps(out, indent=2))
+        print(f"wrote {args.out}")
+    return 0
 
 
 # --- list ---------------------------------------------------------------------------------

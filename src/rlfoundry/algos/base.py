@@ -27,6 +27,7 @@ from rlfoundry.envs import (
     make,
 )
 from rlfoundry.errors import ConfigError
+from rlfoundry.rewards.spec import wrap_rewards
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ def make_env_stack(
     space = base.action_space(params)
     discrete = is_discrete(space)
     env = EpisodeStatistics(base)
+    reward = getattr(config, "reward", None)
+    if reward is not None:  # reward code, blends, shaping: outside the episode statistics
+        env = wrap_rewards(env, reward, config.gamma, config.env)
     obs_shape = tuple(base.observation_space(params).shape)
     if flatten is None:
         flatten = getattr(config, "network", "mlp") == "mlp"
@@ -114,8 +118,21 @@ def validate_common(config: Any, algo: Algorithm) -> None:
             f"{config.env} is {kind}; use an algorithm for {kind} actions "
             f"(see `rlfoundry list algos`)."
         )
+    check_reward_and_demonstrations(config)
     if config.total_steps < algo.steps_per_update(config):
         raise ConfigError(
             f"total_steps={config.total_steps} is less than one update "
             f"(num_envs*num_steps={algo.steps_per_update(config)}); raise total_steps."
         )
+
+
+def check_reward_and_demonstrations(config: Any) -> None:
+    """Validate reward code (AST, then on sample transitions) and the demonstration file
+    of configs that have them, so a bad file fails here, before any training."""
+    reward = getattr(config, "reward", None)
+    if reward is not None:
+        reward.validate(config.env)
+    imitation = getattr(config, "imitation", None)
+    if imitation is not None and imitation.active:
+        stack = make_env_stack(config)
+        imitation.validate(config.env, stack.obs_shape, stack.discrete, stack.action_dim)

@@ -24,6 +24,7 @@ from rlfoundry.algos.base import Algorithm, EnvStack, make_env_stack, validate_c
 from rlfoundry.algos.minibatch import epochs_of_minibatches, flatten_time
 from rlfoundry.algos.rollout import EnvCarry, Transition, collect, episode_metrics
 from rlfoundry.config import check_positive_ints, check_range, leaf, node, static
+from rlfoundry.data.imitation import ImitationConfig, imitation_term, pretrain
 from rlfoundry.errors import ConfigError
 from rlfoundry.nets import (
     Critic,
@@ -35,6 +36,7 @@ from rlfoundry.nets import (
     sample_with_noise,
 )
 from rlfoundry.objectives import Objective, PPOClip
+from rlfoundry.rewards.spec import RewardConfig
 
 
 class PPOConfig(struct.PyTreeNode):
@@ -63,6 +65,8 @@ class PPOConfig(struct.PyTreeNode):
     vf_clip: float = leaf(0.2)
     init_log_std: float = static(0.0)
     objective: Objective = node(PPOClip)
+    reward: RewardConfig = node(RewardConfig)
+    imitation: ImitationConfig = node(ImitationConfig)
 
     def validate(self) -> None:
         validate_common(self, PPO)
@@ -168,6 +172,10 @@ def init_state(config: Any, key: jax.Array, init_opt: Callable[[Any], Any]) -> P
     obs, env_state = stack.env.reset(env_key, stack.params)
     dummy = jnp.zeros((1, *stack.obs_shape))
     params = {"actor": actor.init(actor_key, dummy), "critic": critic.init(critic_key, dummy)}
+    imitation = getattr(config, "imitation", None)
+    if imitation is not None and imitation.active:  # behaviour-cloning warm start
+        key, bc_key = jax.random.split(key)
+        params["actor"] = pretrain(imitation, config.env, stack, actor, params["actor"], bc_key)
     return PPOState(
         params=params,
         opt_state=init_opt(params),
@@ -241,15 +249,29 @@ def optimise(
     config: PPOConfig, actor: Any, critic: Any, state: PPOState, batch: Batch, key: jax.Array
 ) -> tuple[Any, Any, dict[str, jax.Array]]:
     """Step 4: K epochs of minibatch Adam steps on :func:`policy_loss`; returns the new
-    parameters, optimiser state and the losses averaged over minibatches."""
+    parameters, optimiser state and the losses averaged over minibatches.
+
+    With demonstrations (``config.imitation.data``) the loss gains the imitation term of
+    :func:`rlfoundry.data.imitation.imitation_term`; without, nothing extra is traced."""
     tx = optimizer(config)
     progress = state.update / num_updates(config)
+    imitation = getattr(config, "imitation", None)
+    extra = None
+    if imitation is not None and imitation.active:
+        key, demo_key = jax.random.split(key)
+        extra = imitation_term(imitation, config.env, make_env_stack(config), actor,
+                               state.update, demo_key)
+
+    def loss_fn(p: Any, mb: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
+        loss, info = policy_loss(config, p, actor, critic, mb, progress)
+        if extra is not None:
+            bc, nll = extra(p["actor"])
+            loss, info = loss + bc, {**info, "imitation_nll": nll}
+        return loss, info
 
     def sgd_step(c: tuple[Any, Any], mb: Batch) -> tuple[tuple[Any, Any], dict[str, jax.Array]]:
         params, opt_state = c
-        grads, info = jax.grad(
-            lambda p: policy_loss(config, p, actor, critic, mb, progress), has_aux=True
-        )(params)
+        grads, info = jax.grad(loss_fn, has_aux=True)(params, mb)
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), info
 

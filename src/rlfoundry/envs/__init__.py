@@ -18,6 +18,25 @@ for _name, _cls in PROBES.items():
     register(_name, _cls, family="probe")
 register("Maze", Maze, family="maze")
 
+
+def _heldout_maze(name: str, **kwargs: object) -> Maze:
+    """One held-out maze as a fixed-level environment (a sparse-reward task on its own)."""
+    from rlfoundry.envs.maze_heldout import heldout_levels
+
+    return Maze(default_level=heldout_levels()[name], **kwargs)
+
+
+def _register_heldout() -> None:
+    """Two held-out mazes as sparse-reward tasks of their own (used by the imitation
+    demonstrations); only two, as every registered environment joins the env test sweep."""
+    import functools
+
+    for maze in ("SixteenRooms", "Labyrinth"):
+        register(f"Maze-{maze}", functools.partial(_heldout_maze, maze), family="maze")
+
+
+_register_heldout()
+
 __all__ = [
     "ClipAction",
     "Environment",

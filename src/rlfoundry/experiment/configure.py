@@ -37,7 +37,25 @@ TYPED_FLAGS = {
     "network": "network",
     "objective": "objective",
     "curriculum": "curriculum",
+    "reward_code": "reward.code",
+    "bc_data": "imitation.data",
 }
+
+
+def reward_code_setting(path: str) -> str:
+    """``--reward-code FILE``: the file's text, its AST checked here so a refusal names
+    the file and line (it is checked again on sample transitions with the config)."""
+    from rlfoundry.rewards.code import check_source
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"--reward-code file {path!r} not found; check the path.")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read --reward-code file {path!r}: {err}.") from None
+    check_source(text, "reward", where=str(p))
+    return text
 
 
 def objective_setting(value: str) -> Any:
@@ -254,6 +272,8 @@ def resolve(
         name = "ued"  # PPO on a curriculum of levels
     if flags.get("objective") is not None:
         flags["objective"] = objective_setting(flags["objective"])
+    if flags.get("reward_code") is not None:
+        flags["reward_code"] = reward_code_setting(flags["reward_code"])
     _algorithm(name, chosen[-1][0] if chosen else "algo")
     overrides: list[tuple[str, str, Any]] = []
     for dest, value in flags.items():
