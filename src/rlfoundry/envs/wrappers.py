@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from rlfoundry.envs.core import Environment, StepResult, Wrapper, spaces
@@ -64,7 +65,7 @@ class FlattenObservation(Wrapper):
 
     def observation_space(self, params: Any = None) -> spaces.Box:
         space = self._env.observation_space(params if params is not None else self.default_params)
-        size = int(jnp.prod(jnp.array(space.shape)))
+        size = int(np.prod(space.shape))
         low = jnp.broadcast_to(jnp.asarray(space.low, jnp.float32), space.shape).reshape(-1)
         high = jnp.broadcast_to(jnp.asarray(space.high, jnp.float32), space.shape).reshape(-1)
         return spaces.Box(low, high, (size,), jnp.float32)
