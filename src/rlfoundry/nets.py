@@ -14,12 +14,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rlfoundry.initializers import orthogonal
+
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu}
 
 
 def dense(features: int, scale: float) -> nn.Dense:
     return nn.Dense(
-        features, kernel_init=nn.initializers.orthogonal(scale), bias_init=nn.initializers.zeros
+        features, kernel_init=orthogonal(scale), bias_init=nn.initializers.zeros
     )
 
 
@@ -45,7 +47,7 @@ class Torso(nn.Module):
                 n = int(np.prod(self.image_shape))
                 extra = x[..., n:]
                 x = x[..., :n].reshape((*x.shape[:-1], *self.image_shape))
-            x = nn.Conv(16, (3, 3), kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x)
+            x = nn.Conv(16, (3, 3), kernel_init=orthogonal(np.sqrt(2)))(x)
             x = nn.relu(x).reshape((*x.shape[:-3], -1))
             if extra is not None and extra.shape[-1]:
                 x = jnp.concatenate([x, dense(16, np.sqrt(2))(extra)], axis=-1)
