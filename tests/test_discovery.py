@@ -1,9 +1,9 @@
-"""Discovery tests, run in a child pytest with a time limit.
+"""Discovery tests, run in a child pytest watched by its CPU clock.
 
-jaxlib 0.10.2 on CPU sometimes deadlocks inside the compiled ES generation program (every
-thread idle, the host waiting on a buffer; see README "Known issues"). The cases in
-``discovery_cases.py`` run in a fresh process; a process whose CPU clock stops for 90 s is
-deadlocked, not failing, and is retried once in a new process. Any assertion failure fails.
+jaxlib 0.10.2 on CPU deadlocked in batched LAPACK QR inside ES generation programs (every
+thread idle; fixed at the root by rlfoundry.initializers, see README "Known issues"). As a
+guard the cases in ``discovery_cases.py`` run in a fresh process: one whose CPU clock stops
+for 90 s is deadlocked, not failing, and is retried once. Any assertion failure fails.
 """
 
 from __future__ import annotations
