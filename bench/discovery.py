@@ -17,8 +17,8 @@ Parts (``--parts a,b,c,d``; each writes ``<out>/part_<x>.json``):
 Speed: generations per minute (generations after the first, which compiles) and the
 fraction of wall time spent outside compiled code, from every meta-training run.
 
-Budgets (``--budget``): ``reduced`` is what docs/discovery.md reports (run on a shared,
-overloaded 2-core machine); ``full`` is the documented target (about an hour on an idle
+Budgets (``--budget``): ``small`` is what docs/discovery.md reports for parts b-d (run on
+a shared, overloaded 2-core machine), ``reduced`` for part a; ``full`` is the documented target (about an hour on an idle
 2-core machine: population 16, 20-30 generations). Every part runs in its own process if
 you like (``--parts b``), so a jaxlib 0.10.2 CPU hang (see README) costs one part:
 ``--hang-seconds`` dumps the Python stack and exits (status 1) when a part stalls.
@@ -52,6 +52,21 @@ from rlfoundry.experiment.stats import mean_ci
 from rlfoundry.objectives import DPO, LPO, PPOClip
 
 BUDGETS: dict[str, dict[str, Any]] = {
+    # a pipeline check, not a result: what an overloaded machine finished before a deadline
+    "tiny": {"seeds": 5, "a_steps": {"CartPole-v1": 16_384, "Gridworld-dense-v0": 8_192},
+             "population": 4, "generations": 2, "inner_steps": 4_096,
+             "eval_steps": {"CartPole-v1": 8_192, "Acrobot-v1": 8_192,
+                            "Gridworld-dense-v0": 8_192},
+             "horizons": (2_048, 4_096, 8_192),
+             "g_population": 4, "g_generations": 2, "g_levels": 2, "g_inner_steps": 2_048,
+             "g_eval_seeds": 3, "g_eval_steps": 4_096},
+    "small": {"seeds": 5, "a_steps": {"CartPole-v1": 100_000, "Gridworld-dense-v0": 65_536},
+              "population": 8, "generations": 4, "inner_steps": 16_384,
+              "eval_steps": {"CartPole-v1": 32_768, "Acrobot-v1": 32_768,
+                             "Gridworld-dense-v0": 32_768},
+              "horizons": (8_192, 16_384, 32_768),
+              "g_population": 8, "g_generations": 4, "g_levels": 2, "g_inner_steps": 4_096,
+              "g_eval_seeds": 3, "g_eval_steps": 8_192},
     "reduced": {"seeds": 5, "a_steps": {"CartPole-v1": 100_000, "Gridworld-dense-v0": 65_536},
                 "population": 8, "generations": 6, "inner_steps": 32_768,
                 "eval_steps": {"CartPole-v1": 65_536, "Acrobot-v1": 65_536,

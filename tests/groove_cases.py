@@ -61,7 +61,9 @@ def test_cli_discover_groove(tmp_path, capsys):
 
 def test_ray_backend_gives_the_vmap_backends_fitness():
     pytest.importorskip("ray")
-    cfg = DiscoveryConfig(population=4, hidden=4, normalize_by_ppo=False, inner=INNER)
+    # a large σ and a long fitness window, so the members' fitness differs
+    cfg = DiscoveryConfig(population=4, hidden=4, sigma=1.0, final_fraction=1.0,
+                          normalize_by_ppo=False, inner=INNER)
     ray_search = make_search(dataclasses.replace(cfg, backend="ray", shards=2))
     try:
         meta = ray_search.init(jax.random.PRNGKey(0))
@@ -70,3 +72,4 @@ def test_ray_backend_gives_the_vmap_backends_fitness():
         ray_search.backend.close()
     _, vmap_stats = make_search(cfg).step(meta)
     assert ray_stats == vmap_stats
+    assert ray_stats["fitness_max"] > ray_stats["fitness_min"]

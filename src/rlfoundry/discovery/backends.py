@@ -27,7 +27,7 @@ class VmapBackend:
     """The whole population in one compiled program, in this process."""
 
     def evaluate(self, search: Any, thetas: jax.Array, *args: Any) -> Any:
-        return search.timed(search._evaluate, thetas, *args)
+        return search.evaluate_population(thetas, *args)
 
     def close(self) -> None:
         pass
@@ -38,7 +38,7 @@ _WORKER_SEARCHES: dict[str, Any] = {}
 
 def evaluate_shard(config_json: str, thetas: np.ndarray, args: tuple[Any, ...]) -> Any:
     """A Ray task: the search's compiled evaluation on one slice of the population (the
-    search and its compiled program are cached per worker process)."""
+    search and its compiled programs are cached per worker process)."""
     from rlfoundry.discovery.run import config_from_json, make_search
 
     search = _WORKER_SEARCHES.get(config_json)
@@ -46,7 +46,7 @@ def evaluate_shard(config_json: str, thetas: np.ndarray, args: tuple[Any, ...]) 
         config = config_from_json(json.loads(config_json))
         search = make_search(config, backend=VmapBackend())
         _WORKER_SEARCHES[config_json] = search
-    return jax.device_get(search._evaluate(thetas, *args))
+    return jax.device_get(search.evaluate_population(thetas, *args))
 
 
 class RayBackend:

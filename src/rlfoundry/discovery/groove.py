@@ -89,7 +89,7 @@ class GrooveSearch(ObjectiveSearch):
         super().__init__(config, backend)
 
     def programs(self) -> dict[str, Any]:
-        return {"ask": self.ask, "select": self.select, "evaluate": self.evaluate,
+        return {"ask": self.ask, "select": self.select, "evaluate_level": self.evaluate_level,
                 "antagonist": self.antagonist_returns, "fitness": self.fitness,
                 "tell": self.tell, "curate": self.curate}
 
@@ -130,25 +130,32 @@ class GrooveSearch(ObjectiveSearch):
         best = jnp.where(jnp.isfinite(seen), seen, 0.0)
         return max_mc(batch.value[:, None], best[None])[0]
 
-    def evaluate(self, thetas: jax.Array, levels: Any, key: jax.Array) -> dict[str, jax.Array]:
-        """Step 3: train with objective(θ_i) on every level; [P, L] returns and scores.
+    def evaluate_level(self, thetas: jax.Array, level: Any, key: jax.Array
+                       ) -> tuple[jax.Array, jax.Array]:
+        """Train with objective(θ_i) on one level, vmapped over the population: the [P]
+        final returns and level scores (common random numbers: one key for all)."""
+        cfg = self.inner[0].replace(objective=self.objective(thetas))
 
-        One flat vmap over the P·L (member, level) pairs: nested vmaps of whole training
-        runs hung jaxlib 0.10.2's CPU runtime here."""
-        p, n = thetas.shape[0], self.config.levels
-        pairs_theta = jnp.repeat(thetas, n, axis=0)  # member-major: (0,0), (0,1), ...
-        pairs_level = jax.tree.map(lambda x: jnp.tile(x, (p,) + (1,) * (x.ndim - 1)), levels)
-        pairs_key = jnp.tile(jax.random.split(key, n), (p, 1))
-        cfg = self.inner[0].replace(objective=self.objective(pairs_theta))
-
-        def pair(c: Any, level: Any, k: jax.Array) -> tuple[jax.Array, jax.Array]:
-            state, metrics = train_on_level(c, level, k)
-            score = self.level_score(c, state, metrics, jax.random.fold_in(k, 1))
+        def member(c: Any) -> tuple[jax.Array, jax.Array]:
+            state, metrics = train_on_level(c, level, key)
+            score = self.level_score(c, state, metrics, jax.random.fold_in(key, 1))
             return final_return(metrics, self.config.final_fraction), score
 
-        axes = batch_axes(cfg, ("objective.theta",))
-        returns, scores = jax.vmap(pair, in_axes=(axes, 0, 0))(cfg, pairs_level, pairs_key)
-        return {"returns": returns.reshape(p, n), "scores": scores.reshape(p, n)}
+        return jax.vmap(member, in_axes=(batch_axes(cfg, ("objective.theta",)),))(cfg)
+
+    def evaluate_population(self, thetas: jax.Array, levels: Any, key: jax.Array
+                            ) -> dict[str, jax.Array]:
+        """Step 3: [P, L] returns and scores, one compiled population program per level in
+        turn. Bigger programs (members x levels in one vmap) hung jaxlib 0.10.2's CPU
+        runtime in this benchmark; per-level calls cost the host almost nothing."""
+        keys = jax.random.split(key, self.config.levels)
+        returns, scores = [], []
+        for i in range(self.config.levels):
+            level = jax.tree.map(lambda x, i=i: x[i], levels)
+            r, s = self.timed(self._evaluate_level, thetas, level, keys[i])
+            returns.append(r)
+            scores.append(s)
+        return {"returns": jnp.stack(returns, 1), "scores": jnp.stack(scores, 1)}
 
     def antagonist_returns(self, levels: Any, key: jax.Array) -> jax.Array:
         """Step 4: the antagonist's final return on every level, [L]."""

@@ -225,6 +225,10 @@ class ObjectiveSearch:
         population (Ray shards) gives the same numbers."""
         return self.task_returns(_shard_population(thetas), key).T
 
+    def evaluate_population(self, thetas: jax.Array, *args: Any) -> Any:
+        """Step 2 on the host: the compiled evaluation (what a backend runs per shard)."""
+        return self.timed(self._evaluate, thetas, *args)
+
     def ppo_baseline(self, key: jax.Array, seeds: int = 4) -> jax.Array:
         """PPO's final return per task, averaged over ``seeds`` runs."""
         out = []
