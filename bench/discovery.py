@@ -17,10 +17,11 @@ Parts (``--parts a,b,c,d``; each writes ``<out>/part_<x>.json``):
 Speed: generations per minute (generations after the first, which compiles) and the
 fraction of wall time spent outside compiled code, from every meta-training run.
 
-Budgets (``--budget``): ``small`` is what docs/discovery.md reports for parts b-d (run on
-a shared, overloaded 2-core machine), ``reduced`` for part a; ``full`` is the documented target (about an hour on an idle
-2-core machine: population 16, 20-30 generations). Every part runs in its own process if
-you like (``--parts b``), so a jaxlib 0.10.2 CPU hang (see README) costs one part:
+Budgets (``--budget``): ``full`` is the documented target (about an hour on an idle 2-core
+machine: population 16, 20-30 generations); ``reduced`` and ``small`` cut it for a shared
+machine; ``tiny`` only checks the pipeline. docs/discovery.md says which budget each
+reported number used (the machine was overloaded when they were measured). Every part can
+run in its own process (``--parts b``), so a jaxlib 0.10.2 CPU hang (see README) costs one:
 ``--hang-seconds`` dumps the Python stack and exits (status 1) when a part stalls.
 
 Run: ``nice -n 5 python bench/discovery.py --budget reduced --out runs/bench-discovery``.
