@@ -121,6 +121,9 @@ def meta_speed(run: Path) -> dict[str, float]:
     if len(rows) > 1:
         span = rows[-1]["seconds"] - rows[0]["seconds"]
         out["generations_per_minute"] = 60.0 * (len(rows) - 1) / span
+        if "host_seconds" in rows[-1]:  # after the first (compiling) generation
+            host = rows[-1]["host_seconds"] - rows[0]["host_seconds"]
+            out["host_fraction_after_compile"] = host / span
     out["fitness_first"] = rows[0]["fitness_mean"] if rows else float("nan")
     out["fitness_last"] = rows[-1]["fitness_mean"] if rows else float("nan")
     return out

@@ -186,7 +186,9 @@ def discover(
         while done < config.generations and not interrupted:
             meta, stats = search.step(meta)
             done = int(meta.generation)
-            row = {"generation": done, **stats, "seconds": time.perf_counter() - t0}
+            row = {"generation": done, **stats, "seconds": time.perf_counter() - t0,
+                   "host_seconds": search.host_seconds,
+                   "compiled_seconds": search.compiled_seconds}
             rows.append(row)
             with open(rows_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
