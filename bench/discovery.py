@@ -130,7 +130,14 @@ def meta_speed(run: Path) -> dict[str, float]:
 
 
 def meta_train(out: Path, name: str, config: DiscoveryConfig, seed: int = 0) -> Path:
+    """Meta-train into ``out/name`` (reused if a finished run of this config is there)."""
     run = out / name
+    if (run / "summary.json").exists() and (run / "discovery.json").exists():
+        from rlfoundry.discovery.run import config_to_json
+
+        if json.loads((run / "discovery.json").read_text()) == config_to_json(config):
+            print(f"  reusing {run}", flush=True)
+            return run
     t0 = time.perf_counter()
     discover(run, config, seed=seed, overwrite=True, show_progress=False)
     print(f"  meta-trained {name}: {config.generations} generations in "
@@ -183,10 +190,7 @@ def part_b(b: dict[str, Any], out: Path) -> dict[str, Any]:
 def part_c(b: dict[str, Any], out: Path) -> dict[str, Any]:
     runs = {}
     for kind in ("lpo", "ta_lpo"):
-        run = out / f"{kind}-cartpole"
-        if not (run / "summary.json").exists():
-            run = meta_train(out, f"{kind}-cartpole", cartpole_search(b, kind))
-        runs[kind] = run
+        runs[kind] = meta_train(out, f"{kind}-cartpole", cartpole_search(b, kind))
     rows = {}
     for steps in b["horizons"]:
         for kind, run in runs.items():

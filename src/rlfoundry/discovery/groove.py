@@ -185,8 +185,9 @@ class GrooveSearch(ObjectiveSearch):
             "level_score_mean": scores.mean(),
             "replayed": replay.astype(jnp.float32),
             **{f"level_{k}": v.mean() for k, v in complexity.items()},
-            **buffer.stats(),
         }
+        if self.config.curriculum != "uniform":  # (uniform keeps no buffer)
+            stats.update(buffer.stats())
         return buffer, stats
 
     # -- host side ----------------------------------------------------------------------
