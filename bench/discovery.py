@@ -135,7 +135,8 @@ def meta_train(out: Path, name: str, config: DiscoveryConfig, seed: int = 0) -> 
     if (run / "summary.json").exists() and (run / "discovery.json").exists():
         from rlfoundry.discovery.run import config_to_json
 
-        if json.loads((run / "discovery.json").read_text()) == config_to_json(config):
+        saved = json.loads((run / "discovery.json").read_text())
+        if saved == json.loads(json.dumps(config_to_json(config))):
             print(f"  reusing {run}", flush=True)
             return run
     t0 = time.perf_counter()
