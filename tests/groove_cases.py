@@ -61,15 +61,21 @@ def test_cli_discover_groove(tmp_path, capsys):
 
 def test_ray_backend_gives_the_vmap_backends_fitness():
     pytest.importorskip("ray")
-    # a large σ and a long fitness window, so the members' fitness differs
-    cfg = DiscoveryConfig(population=4, hidden=4, sigma=1.0, final_fraction=1.0,
-                          normalize_by_ppo=False, inner=INNER)
+    cfg = DiscoveryConfig(population=4, hidden=4, final_fraction=1.0, normalize_by_ppo=False,
+                          inner=INNER)
+    vmap_search = make_search(cfg)
     ray_search = make_search(dataclasses.replace(cfg, backend="ray", shards=2))
     try:
         meta = ray_search.init(jax.random.PRNGKey(0))
         _, ray_stats = ray_search.step(meta)
+        # members far apart (large drift weights), so a mixed-up order would show
+        thetas = 3.0 * jax.random.normal(jax.random.PRNGKey(1), (4, cfg.num_params()))
+        key = jax.random.PRNGKey(2)
+        ray_returns = ray_search.backend.evaluate(ray_search, thetas, key)
     finally:
         ray_search.backend.close()
-    _, vmap_stats = make_search(cfg).step(meta)
+    _, vmap_stats = vmap_search.step(meta)
     assert ray_stats == vmap_stats
-    assert ray_stats["fitness_max"] > ray_stats["fitness_min"]
+    vmap_returns = np.asarray(vmap_search.backend.evaluate(vmap_search, thetas, key))
+    np.testing.assert_array_equal(np.asarray(ray_returns), vmap_returns)
+    assert len(np.unique(vmap_returns)) > 1
