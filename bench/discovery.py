@@ -60,28 +60,28 @@ BUDGETS: dict[str, dict[str, Any]] = {
                             "Gridworld-dense-v0": 8_192},
              "horizons": (2_048, 4_096, 8_192),
              "g_population": 4, "g_generations": 2, "g_levels": 2, "g_inner_steps": 2_048,
-             "g_eval_seeds": 3, "g_eval_steps": 4_096},
+             "g_eval_seeds": 3, "g_eval_steps": 4_096, "g_replay_prob": 0.9},
     "small": {"seeds": 5, "a_steps": {"CartPole-v1": 100_000, "Gridworld-dense-v0": 65_536},
               "population": 8, "generations": 4, "inner_steps": 16_384,
               "eval_steps": {"CartPole-v1": 32_768, "Acrobot-v1": 32_768,
                              "Gridworld-dense-v0": 32_768},
               "horizons": (8_192, 16_384, 32_768),
               "g_population": 8, "g_generations": 4, "g_levels": 2, "g_inner_steps": 4_096,
-              "g_eval_seeds": 3, "g_eval_steps": 8_192},
+              "g_eval_seeds": 3, "g_eval_steps": 8_192, "g_replay_prob": 0.9},
     "reduced": {"seeds": 5, "a_steps": {"CartPole-v1": 100_000, "Gridworld-dense-v0": 65_536},
                 "population": 8, "generations": 6, "inner_steps": 32_768,
                 "eval_steps": {"CartPole-v1": 65_536, "Acrobot-v1": 65_536,
                                "Gridworld-dense-v0": 65_536},
                 "horizons": (16_384, 32_768, 65_536),
                 "g_population": 8, "g_generations": 6, "g_levels": 4, "g_inner_steps": 8_192,
-                "g_eval_seeds": 3, "g_eval_steps": 16_384},
+                "g_eval_seeds": 3, "g_eval_steps": 16_384, "g_replay_prob": 0.5},
     "full": {"seeds": 10, "a_steps": {"CartPole-v1": 500_000, "Gridworld-dense-v0": 262_144},
              "population": 16, "generations": 30, "inner_steps": 65_536,
              "eval_steps": {"CartPole-v1": 131_072, "Acrobot-v1": 131_072,
                             "Gridworld-dense-v0": 131_072},
              "horizons": (32_768, 65_536, 131_072),
              "g_population": 16, "g_generations": 20, "g_levels": 4, "g_inner_steps": 16_384,
-             "g_eval_seeds": 5, "g_eval_steps": 32_768},
+             "g_eval_seeds": 5, "g_eval_steps": 32_768, "g_replay_prob": 0.5},
 }
 # inner PPO for every task: the meta-training setting (8 envs x 64 steps), small MLPs
 EVAL_PPO = {"num_envs": 8, "num_steps": 64, "num_minibatches": 4}
@@ -207,16 +207,23 @@ def heldout_gridworlds(count: int = 8) -> Any:
     return stack_levels([random_level(k) for k in keys])
 
 
-def part_d(b: dict[str, Any], out: Path) -> dict[str, Any]:
+def groove_config(b: dict[str, Any], curriculum: str) -> DiscoveryConfig:
     inner = {**INNER_DEFAULTS["Gridworld-random-v0"], "total_steps": b["g_inner_steps"]}
+    replay = {"replay_prob": b["g_replay_prob"]} if curriculum != "uniform" else {}
+    return DiscoveryConfig(
+        objective="lpo", envs=("Gridworld-random-v0",), curriculum=curriculum,
+        generations=b["g_generations"], population=b["g_population"],
+        levels=b["g_levels"], hidden=16, sigma=0.05, lr=0.05, normalize_by_ppo=False,
+        final_fraction=GRID_FRACTION, inner=tuple(inner.items()), **replay)
+
+
+def part_d(b: dict[str, Any], out: Path) -> dict[str, Any]:
     runs = {}
     for curriculum in ("groove", "uniform"):
-        config = DiscoveryConfig(
-            objective="lpo", envs=("Gridworld-random-v0",), curriculum=curriculum,
-            generations=b["g_generations"], population=b["g_population"],
-            levels=b["g_levels"], hidden=16, sigma=0.05, lr=0.05, normalize_by_ppo=False,
-            final_fraction=GRID_FRACTION, inner=tuple(inner.items()))
-        runs[curriculum] = meta_train(out, f"lpo-{curriculum}", config)
+        config = groove_config(b, curriculum)
+        name = f"lpo-{curriculum}" + (f"-rp{config.replay_prob:g}"
+                                      if curriculum == "groove" else "")
+        runs[curriculum] = meta_train(out, name, config)
     levels = heldout_gridworlds()
     keys = jax.vmap(jax.random.PRNGKey)(np.arange(2000, 2000 + b["g_eval_seeds"]))
     objectives = {"groove": load_objective(runs["groove"]),
