@@ -61,8 +61,9 @@ def test_cli_discover_groove(tmp_path, capsys):
 
 def test_ray_backend_gives_the_vmap_backends_fitness():
     pytest.importorskip("ray")
+    # a large inner learning rate, so the members' drifts change their policies in 8 updates
     cfg = DiscoveryConfig(population=4, hidden=4, final_fraction=1.0, normalize_by_ppo=False,
-                          inner=INNER)
+                          inner=(*INNER, ("lr", 0.02)))
     vmap_search = make_search(cfg)
     ray_search = make_search(dataclasses.replace(cfg, backend="ray", shards=2))
     try:
