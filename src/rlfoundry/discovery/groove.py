@@ -234,8 +234,21 @@ def heldout_returns(config: Any, levels: Any, keys: jax.Array,
                     fraction: float = 0.25) -> jax.Array:
     """Final return of ``config`` (any learner and objective) trained from scratch on each
     of ``levels`` with each key: [seeds, levels]. The held-out evaluation of a learned
-    objective: ``config = inner.replace(objective=learned)``."""
-    def one(level: Any, key: jax.Array) -> jax.Array:
-        return final_return(train_on_level(config, level, key)[1], fraction)
+    objective: ``config = inner.replace(objective=learned)``. One compiled seeds-vmap
+    per level in turn (a seeds x levels vmap hung jaxlib 0.10.2's CPU runtime)."""
+    over_seeds = _seeds_program(fraction)
+    count = jax.tree.leaves(levels)[0].shape[0]
+    out = [over_seeds(config, jax.tree.map(lambda x, i=i: x[i], levels), keys)
+           for i in range(count)]
+    return jnp.stack(out, axis=1)
 
-    return jax.vmap(jax.vmap(one, in_axes=(0, None)), in_axes=(None, 0))(levels, keys)
+
+_SEEDS_PROGRAMS: dict[float, Any] = {}
+
+
+def _seeds_program(fraction: float) -> Any:
+    def run(config: Any, level: Any, keys: jax.Array) -> jax.Array:
+        one = lambda k: final_return(train_on_level(config, level, k)[1], fraction)
+        return jax.vmap(one)(keys)
+
+    return _SEEDS_PROGRAMS.setdefault(fraction, jax.jit(run))
