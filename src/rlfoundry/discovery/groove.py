@@ -234,21 +234,17 @@ def heldout_returns(config: Any, levels: Any, keys: jax.Array,
                     fraction: float = 0.25) -> jax.Array:
     """Final return of ``config`` (any learner and objective) trained from scratch on each
     of ``levels`` with each key: [seeds, levels]. The held-out evaluation of a learned
-    objective: ``config = inner.replace(objective=learned)``. One compiled seeds-vmap
-    per level in turn (a seeds x levels vmap hung jaxlib 0.10.2's CPU runtime)."""
-    over_seeds = _seeds_program(fraction)
+    objective: ``config = inner.replace(objective=learned)``. One compiled single run,
+    called per (seed, level): vmapping this over seeds hung jaxlib 0.10.2's CPU runtime
+    every time on Gridworld-random-v0 levels (see docs/discovery.md)."""
+    run = _RUN_PROGRAMS.setdefault(fraction, jax.jit(
+        lambda c, level, k: final_return(train_on_level(c, level, k)[1], fraction)))
     count = jax.tree.leaves(levels)[0].shape[0]
-    out = [over_seeds(config, jax.tree.map(lambda x, i=i: x[i], levels), keys)
-           for i in range(count)]
-    return jnp.stack(out, axis=1)
+    rows = []
+    for key in keys:
+        rows.append(jnp.stack([run(config, jax.tree.map(lambda x, i=i: x[i], levels), key)
+                               for i in range(count)]))
+    return jnp.stack(rows)
 
 
-_SEEDS_PROGRAMS: dict[float, Any] = {}
-
-
-def _seeds_program(fraction: float) -> Any:
-    def run(config: Any, level: Any, keys: jax.Array) -> jax.Array:
-        one = lambda k: final_return(train_on_level(config, level, k)[1], fraction)
-        return jax.vmap(one)(keys)
-
-    return _SEEDS_PROGRAMS.setdefault(fraction, jax.jit(run))
+_RUN_PROGRAMS: dict[float, Any] = {}
