@@ -363,6 +363,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fitness = raw final return, not divided by PPO's on the task")
     p.add_argument("--inner-steps", type=_count, default=None,
                    help="environment steps of each inner training run [default: per task]")
+    p.add_argument("--final-fraction", type=float, default=None,
+                   help="fitness = mean return over this last fraction of each inner run "
+                   "[default: 0.1, or 0.25 with a curriculum]")
+    g = p.add_argument_group("GROOVE: meta-training over a curriculum of levels")
+    g.add_argument("--curriculum", choices=["none", "groove", "uniform", "pvl", "maxmc"],
+                   default="none",
+                   help="choose each generation's levels: groove = PLR scored by algorithmic "
+                   "regret; uniform, pvl, maxmc = baselines [default env: Gridworld-random-v0]")
+    g.add_argument("--levels", type=_positive, default=4, help="levels per generation")
+    g.add_argument("--buffer-size", type=_positive, default=256, help="PLR buffer capacity")
+    g.add_argument("--replay-prob", type=float, default=0.5, help="PLR replay probability")
+    g.add_argument("--antagonist", choices=["a2c", "ppo"], default="a2c",
+                   help="hand-designed learner regret is measured against")
+    g = p.add_argument_group("where the population trains")
+    g.add_argument("--backend", choices=["vmap", "ray"], default="vmap",
+                   help="vmap: one program here; ray: population shards as Ray tasks")
+    g.add_argument("--ray-address", default="",
+                   help="Ray cluster address [default: start a local Ray]")
+    g.add_argument("--shards", type=_positive, default=2, help="Ray tasks per generation")
     p.add_argument("--seed", type=int, default=0, help="meta-training seed")
     p.add_argument("--run-dir", default="runs/discover", help="run folder")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
@@ -701,13 +720,22 @@ def cmd_discover(args: argparse.Namespace) -> int:
         run_dir = args.resume
     else:
         inner = (("total_steps", args.inner_steps),) if args.inner_steps else ()
+        levels = args.curriculum != "none"
+        default_env = "Gridworld-random-v0" if levels else "CartPole-v1"
+        fraction = args.final_fraction or (0.25 if levels else 0.1)
         config = DiscoveryConfig(
-            objective=args.objective, envs=tuple(args.env or ("CartPole-v1",)),
+            objective=args.objective, envs=tuple(args.env or (default_env,)),
             generations=args.generations, population=args.population, strategy=args.strategy,
             sigma=args.sigma, lr=args.es_lr, decay=args.decay, hidden=args.hidden,
-            ppo_init=args.ppo_init, normalize_by_ppo=not args.no_normalize, inner=inner,
+            ppo_init=args.ppo_init, normalize_by_ppo=not (args.no_normalize or levels),
+            final_fraction=fraction, inner=inner, curriculum=args.curriculum,
+            levels=args.levels, buffer_size=args.buffer_size, replay_prob=args.replay_prob,
+            antagonist=args.antagonist, backend=args.backend, ray_address=args.ray_address,
+            shards=args.shards,
         )
-        print(f"Discovering a {args.objective} objective on {', '.join(config.envs)}: "
+        config.validate()
+        where = f" ({args.curriculum} levels)" if levels else ""
+        print(f"Discovering a {args.objective} objective on {', '.join(config.envs)}{where}: "
               f"{config.generations} generations x {config.population} inner runs -> "
               f"{args.run_dir}")
         summary = discover(args.run_dir, config, seed=args.seed, overwrite=args.overwrite,

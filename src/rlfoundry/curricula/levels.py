@@ -115,3 +115,27 @@ def _maze_space() -> LevelSpace:
 
 
 register_level_space("Maze", _maze_space())
+
+
+def _gridworld_space() -> LevelSpace:
+    """LPG's random gridworld distribution (10x10 padded grid); edits flip walls and move
+    the agent or an object; complexity = grid size, objects and walls inside the grid."""
+    from rlfoundry.envs.gridworld import mutate_level, random_level
+
+    def complexity(p: Any) -> dict[str, jax.Array]:
+        real = (~p.walls).any(0)
+        return {
+            "grid_size": real.sum().astype(jnp.float32),
+            "objects": p.obj_present.sum().astype(jnp.float32),
+            "episode_length": p.max_steps_in_episode.astype(jnp.float32),
+        }
+
+    return LevelSpace(
+        generate=lambda key, params: random_level(key, params.walls.shape[-1]),
+        mutate=mutate_level,
+        complexity=complexity,
+        description="LPG random gridworld: walls, objects and their rewards/probabilities",
+    )
+
+
+register_level_space("Gridworld-random-v0", _gridworld_space())

@@ -1,14 +1,17 @@
 """Meta-training a learned policy objective (LPO / TA-LPO) with evolution strategies.
 
-One generation, compiled as one program:
+One generation, as three compiled programs the host calls in turn:
   1. ask the ES (evosax; OpenES with antithetic pairs and centred-rank fitness by default)
      for a population of drift-network weights θ_1..θ_P;
-  2. for every task, run P *complete* inner PPO trainings with objective(θ_i), vmapped over
-     the population (the population axis is sharded over devices when there are several);
-  3. fitness_i = mean over tasks of the final return, optionally divided by PPO's final
-     return on that task (measured once, at initialisation);
-  4. tell the ES the fitness (evosax minimises, so it is told −fitness).
-The host only checkpoints, logs and reports between generations.
+  2. evaluate: for every task, run P *complete* inner PPO trainings with objective(θ_i),
+     vmapped over the population (sharded over devices when there are several, or split
+     into Ray tasks by the ``ray`` backend, :mod:`rlfoundry.discovery.backends`);
+  3. tell: fitness_i = mean over tasks of the final return, optionally divided by PPO's
+     final return on that task (measured once, at initialisation); evosax minimises, so it
+     is told −fitness.
+Keeping ask/tell apart from the big vmapped training keeps each program small (jaxlib
+0.10.2's CPU runtime deadlocks more often in one huge program) and lets the evaluation run
+elsewhere. The host only checkpoints, logs and reports between generations.
 """
 
 from __future__ import annotations
@@ -36,7 +39,12 @@ LEARNED = {"lpo": LPO, "ta_lpo": TALPO}
 # Inner-loop PPO settings per task: small budgets so a generation fits a CPU.
 INNER_DEFAULTS: dict[str, dict[str, Any]] = {
     "CartPole-v1": {"total_steps": 65_536, "num_envs": 8, "num_steps": 64},
+    "Gridworld-random-v0": {"total_steps": 16_384, "num_envs": 8, "num_steps": 32,
+                            "num_minibatches": 4, "hidden_sizes": (32, 32), "lr": 1e-3},
 }
+CURRICULA = ("none", "groove", "uniform", "pvl", "maxmc")
+ANTAGONISTS = ("a2c", "ppo")
+BACKENDS = ("vmap", "ray")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +64,16 @@ class DiscoveryConfig:
     normalize_by_ppo: bool = True
     final_fraction: float = 0.1
     inner: tuple[tuple[str, Any], ...] = ()  # PPO overrides shared by all tasks
+    # GROOVE (rlfoundry.discovery.groove): levels chosen per generation by a curriculum
+    curriculum: str = "none"  # none | groove (regret PLR) | uniform | pvl | maxmc
+    levels: int = 4  # levels per generation
+    buffer_size: int = 256
+    replay_prob: float = 0.5
+    antagonist: str = "a2c"  # the hand-designed learner that regret compares with
+    # where the population's inner trainings run
+    backend: str = "vmap"  # vmap | ray
+    ray_address: str = ""  # empty: a local Ray started by the run
+    shards: int = 2  # Ray tasks per generation
 
     def validate(self) -> None:
         if self.objective not in LEARNED:
@@ -77,6 +95,26 @@ class DiscoveryConfig:
             )
         if not self.envs:
             raise ConfigError("envs is empty; name at least one task.")
+        for name, value, options in (("curriculum", self.curriculum, CURRICULA),
+                                     ("antagonist", self.antagonist, ANTAGONISTS),
+                                     ("backend", self.backend, BACKENDS)):
+            if value not in options:
+                raise ConfigError(f"{name} must be one of {', '.join(options)}, got {value!r}.")
+        for name in ("levels", "buffer_size", "shards"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}.")
+        if not 0.0 < self.final_fraction <= 1.0:
+            raise ConfigError(f"final_fraction must be in (0, 1], got {self.final_fraction}.")
+        if not 0.0 <= self.replay_prob <= 1.0:
+            raise ConfigError(f"replay_prob must be in [0, 1], got {self.replay_prob}.")
+        if self.curriculum != "none":
+            from rlfoundry.curricula.levels import level_space
+
+            if len(self.envs) != 1:
+                raise ConfigError("a level curriculum trains on one environment's levels; "
+                                  "pass one --env (e.g. Gridworld-random-v0).")
+            level_space(self.envs[0])
         for cfg in self.inner_configs():
             cfg.validate()
 
@@ -125,14 +163,19 @@ def final_return(metrics: dict[str, jax.Array], fraction: float) -> jax.Array:
     return (r[..., -last:] * n[..., -last:]).sum(-1) / jnp.maximum(n[..., -last:].sum(-1), 1.0)
 
 
-_PROGRAMS: dict[DiscoveryConfig, Any] = {}
-_BASELINES: dict[DiscoveryConfig, Any] = {}
+_PROGRAMS: dict[tuple[type, DiscoveryConfig], dict[str, Any]] = {}
+
+
+def program_key(config: DiscoveryConfig) -> DiscoveryConfig:
+    """The settings the compiled programs depend on: not the number of generations, nor
+    where the evaluation runs (so a resumed or longer run, or a Ray worker, reuses them)."""
+    return dataclasses.replace(config, generations=1, backend="vmap", ray_address="", shards=1)
 
 
 class ObjectiveSearch:
-    """ES over a learned objective's weights; ``step`` runs one compiled generation."""
+    """ES over a learned objective's weights; ``step`` runs one generation."""
 
-    def __init__(self, config: DiscoveryConfig):
+    def __init__(self, config: DiscoveryConfig, backend: Any = None):
         config.validate()
         self.config = config
         cls = LEARNED[config.objective]
@@ -141,13 +184,22 @@ class ObjectiveSearch:
         theta0 = jnp.asarray(init_drift_net(cls.num_inputs, config.hidden))
         self.strategy = make_strategy(config, theta0)
         self.theta0 = theta0
-        # One compiled program per search setting, shared by every instance (a resumed run,
-        # a longer run): the number of generations does not change the program.
-        program_key = dataclasses.replace(config, generations=1)
-        self._step = _PROGRAMS.setdefault(program_key, jax.jit(self._generation))
-        self._baseline = _BASELINES.setdefault(program_key, jax.jit(self.ppo_baseline))
+        # One set of compiled programs per search setting, shared by every instance.
+        programs = _PROGRAMS.setdefault((type(self), program_key(config)), {})
+        for name, fn in self.programs().items():
+            setattr(self, f"_{name}", programs.setdefault(name, jax.jit(fn)))
+        if backend is None:
+            from rlfoundry.discovery.backends import make_backend
+
+            backend = make_backend(config)
+        self.backend = backend
         self.host_seconds = 0.0
         self.compiled_seconds = 0.0
+
+    def programs(self) -> dict[str, Any]:
+        """The functions compiled once per setting (``self._<name>`` after init)."""
+        return {"ask": self.ask, "evaluate": self.evaluate, "fitness": self.fitness,
+                "tell": self.tell, "baseline": self.ppo_baseline}
 
     # -- the compiled parts -------------------------------------------------------------
     def objective(self, theta: jax.Array) -> Any:
@@ -166,6 +218,17 @@ class ObjectiveSearch:
             out.append(final_return(metrics, self.config.final_fraction))
         return jnp.stack(out)
 
+    def evaluate(self, thetas: jax.Array, key: jax.Array) -> jax.Array:
+        """Step 2, the expensive program: [P, tasks] final returns. Every member trains
+        with the same inner seed (common random numbers), so fitness differences come
+        from the objectives, not from luck. Pure per member, so any split of the
+        population (Ray shards) gives the same numbers."""
+        return self.task_returns(_shard_population(thetas), key).T
+
+    def evaluate_population(self, thetas: jax.Array, *args: Any) -> Any:
+        """Step 2 on the host: the compiled evaluation (what a backend runs per shard)."""
+        return self.timed(self._evaluate, thetas, *args)
+
     def ppo_baseline(self, key: jax.Array, seeds: int = 4) -> jax.Array:
         """PPO's final return per task, averaged over ``seeds`` runs."""
         out = []
@@ -175,30 +238,23 @@ class ObjectiveSearch:
         return jnp.stack(out)
 
     def fitness(self, returns: jax.Array, ppo_returns: jax.Array) -> jax.Array:
+        """[P, tasks] returns -> [P] fitness."""
         if self.config.normalize_by_ppo:
-            returns = returns / jnp.maximum(jnp.abs(ppo_returns), 1e-6)[:, None]
-        return returns.mean(0)
+            returns = returns / jnp.maximum(jnp.abs(ppo_returns), 1e-6)[None, :]
+        return returns.mean(1)
 
-    def _generation(self, meta: MetaState) -> tuple[MetaState, dict[str, jax.Array]]:
+    def ask(self, meta: MetaState) -> tuple[jax.Array, Any, dict[str, jax.Array]]:
+        """Step 1: the population, the ES state after asking, and this generation's keys."""
         key, ask_key, inner_key, tell_key = jax.random.split(meta.key, 4)
-        params = self.strategy.default_params
-        thetas, es_state = self.strategy.ask(ask_key, meta.es_state, params)
-        thetas = _shard_population(thetas)
-        # Common random numbers: every member trains with the same inner seed, so fitness
-        # differences come from the objectives, not from luck.
-        returns = self.task_returns(thetas, inner_key)
-        fitness = self.fitness(returns, meta.ppo_returns)
-        es_state, _ = self.strategy.tell(tell_key, thetas, -fitness, es_state, params)
-        mean_theta = self.strategy.get_mean(es_state)
-        stats = {
-            "fitness_mean": fitness.mean(),
-            "fitness_max": fitness.max(),
-            "fitness_min": fitness.min(),
-            "return_mean": returns.mean(),
-            "return_max": returns.max(axis=1).mean(),
-            "theta_norm": jnp.linalg.norm(mean_theta),
-        }
-        return MetaState(es_state, key, meta.generation + 1, meta.ppo_returns), stats
+        thetas, es_state = self.strategy.ask(ask_key, meta.es_state, self.strategy.default_params)
+        return thetas, es_state, {"next": key, "inner": inner_key, "tell": tell_key}
+
+    def tell(self, meta: MetaState, es_state: Any, thetas: jax.Array, fitness: jax.Array,
+             key: jax.Array) -> tuple[Any, jax.Array]:
+        """Step 3: update the ES with the fitness; returns the ES state and the mean's norm."""
+        es_state, _ = self.strategy.tell(key, thetas, -fitness, es_state,
+                                         self.strategy.default_params)
+        return es_state, jnp.linalg.norm(self.strategy.get_mean(es_state))
 
     # -- host side ----------------------------------------------------------------------
     def init(self, key: jax.Array) -> MetaState:
@@ -209,23 +265,45 @@ class ObjectiveSearch:
         else:
             ppo_returns = jnp.ones((len(self.inner),))
         meta = MetaState(es_state, key, jnp.int32(0), ppo_returns)
-        # Strong dtypes, so the generation program's input types never change (no recompile).
-        return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.asarray(x).dtype), meta)
+        return strong_types(meta)
+
+    def timed(self, fn: Any, *args: Any) -> Any:
+        """Call a compiled program and wait for it, counting the time as compiled code."""
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(fn(*args))
+        self.compiled_seconds += time.perf_counter() - t0
+        return out
 
     def step(self, meta: MetaState) -> tuple[MetaState, dict[str, float]]:
         """One generation; returns the new meta-state and host-side statistics."""
         t0 = time.perf_counter()
-        meta, stats = self._step(meta)
-        stats = jax.device_get(stats)
-        t1 = time.perf_counter()
-        self.compiled_seconds += t1 - t0
-        out = {k: float(v) for k, v in stats.items()}
-        self.host_seconds += time.perf_counter() - t1
+        compiled0 = self.compiled_seconds
+        thetas, es_state, keys = self.timed(self._ask, meta)
+        returns = self.backend.evaluate(self, thetas, keys["inner"])
+        fitness = self.timed(self._fitness, returns, meta.ppo_returns)
+        es_state, theta_norm = self.timed(self._tell, meta, es_state, thetas, fitness,
+                                          keys["tell"])
+        meta = MetaState(es_state, keys["next"], meta.generation + 1, meta.ppo_returns)
+        stats = {
+            "fitness_mean": fitness.mean(),
+            "fitness_max": fitness.max(),
+            "fitness_min": fitness.min(),
+            "return_mean": returns.mean(),
+            "return_max": returns.max(axis=0).mean(),
+            "theta_norm": theta_norm,
+        }
+        out = {k: float(v) for k, v in jax.device_get(stats).items()}
+        self.host_seconds += (time.perf_counter() - t0) - (self.compiled_seconds - compiled0)
         return meta, out
 
     def mean_objective(self, meta: MetaState) -> Any:
         """The objective at the ES mean: what a discovery run hands to training."""
         return self.objective(self.strategy.get_mean(meta.es_state))
+
+
+def strong_types(tree: Any) -> Any:
+    """Strong dtypes, so the programs' input types never change (no recompile)."""
+    return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.asarray(x).dtype), tree)
 
 
 def _shard_population(thetas: jax.Array) -> jax.Array:

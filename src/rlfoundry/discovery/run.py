@@ -49,6 +49,15 @@ def config_from_json(data: dict[str, Any]) -> DiscoveryConfig:
     return DiscoveryConfig(**data)
 
 
+def make_search(config: DiscoveryConfig, backend: Any = None) -> ObjectiveSearch:
+    """GROOVE when the config names a level curriculum, else the plain objective search."""
+    if config.curriculum != "none":
+        from rlfoundry.discovery.groove import GrooveSearch
+
+        return GrooveSearch(config, backend)
+    return ObjectiveSearch(config, backend)
+
+
 def load_objective(path: str | Path) -> Objective:
     """A learned objective saved by a discovery run (its folder or its objective.json)."""
     path = Path(path)
@@ -145,10 +154,11 @@ def discover(
             import shutil
 
             shutil.rmtree(run)
-    search = ObjectiveSearch(config)
+    config.validate()
     run.mkdir(parents=True, exist_ok=True)
     write_json(cfg_path, config_to_json(config))
     write_json(run / "seed.json", {"seed": seed})
+    search = make_search(config)
     ckpt = Checkpointer(run / "checkpoints", keep=2)
     key = jax.random.PRNGKey(seed)
     rows_path = run / "meta.jsonl"
@@ -176,7 +186,9 @@ def discover(
         while done < config.generations and not interrupted:
             meta, stats = search.step(meta)
             done = int(meta.generation)
-            row = {"generation": done, **stats, "seconds": time.perf_counter() - t0}
+            row = {"generation": done, **stats, "seconds": time.perf_counter() - t0,
+                   "host_seconds": search.host_seconds,
+                   "compiled_seconds": search.compiled_seconds}
             rows.append(row)
             with open(rows_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
@@ -190,6 +202,7 @@ def discover(
         if bar is not None:
             bar.stop()
         ckpt.close()
+        search.backend.close()
     objective = search.mean_objective(meta)
     progresses = (0.0, 0.5, 1.0) if config.objective == "ta_lpo" else (0.0,)
     heatmap = drift_heatmap(objective, run / "plots" / "drift_heatmap.png", progresses)

@@ -1,6 +1,9 @@
 """Environments: the contract, the registry, wrappers and rlfoundry's own environments."""
 
 from rlfoundry.envs.core import Environment, Wrapper, is_discrete, spaces, unwrap
+from rlfoundry.envs.gridworld import NAMED_LEVELS, GridLevel, Gridworld
+from rlfoundry.envs.gridworld import named_gridworld as _named_gridworld
+from rlfoundry.envs.gridworld import random_gridworld as _random_gridworld
 from rlfoundry.envs.gymnasium_adapter import GymnasiumEnv
 from rlfoundry.envs.maze import Level, Maze, MazeParams
 from rlfoundry.envs.probes import PROBES
@@ -17,6 +20,9 @@ from rlfoundry.envs.wrappers import (
 for _name, _cls in PROBES.items():
     register(_name, _cls, family="probe")
 register("Maze", Maze, family="maze")
+for _name in NAMED_LEVELS:
+    register(f"Gridworld-{_name}-v0", _named_gridworld(_name), family="gridworld")
+register("Gridworld-random-v0", _random_gridworld, family="gridworld")
 
 
 def _heldout_maze(name: str, **kwargs: object) -> Maze:
@@ -42,6 +48,8 @@ __all__ = [
     "Environment",
     "EpisodeStatistics",
     "FlattenObservation",
+    "GridLevel",
+    "Gridworld",
     "GymnasiumEnv",
     "Level",
     "Maze",
