@@ -6,14 +6,13 @@ other discovery cases (jaxlib 0.10.2 CPU deadlock; see test_discovery.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from child_process import run_cases
 
 from rlfoundry.discovery import DiscoveryConfig
 from rlfoundry.errors import ConfigError
@@ -108,17 +107,5 @@ def test_cli_rejects_a_curriculum_on_an_env_without_levels(capsys):
     assert "level space" in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.skip(
-    reason="jaxlib 0.10.2 CPU deadlock risk in inner-training programs, and Ray start-up: "
-    "run `pytest tests/groove_cases.py` by hand (see docs/discovery.md for the last run)"
-)
 def test_groove_and_ray_cases_in_a_child_process():
-    cmd = [sys.executable, "-m", "pytest", str(CASES), "-q", "-x", "-p", "no:cacheprovider"]
-    for _ in range(3):
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            continue  # the known XLA CPU deadlock: try again in a new process
-        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-        return
-    pytest.fail("groove cases timed out three times (XLA CPU deadlock?)")
+    run_cases(CASES)
