@@ -5,7 +5,11 @@
   (:func:`rlfoundry.algos.pg.group_advantages`); every agent token of rollout i gets A_i.
 - Turn level: returns-to-go of the per-turn rewards, and *step-level* advantages: among
   all turns of a group that saw the identical observation, each turn's return-to-go minus
-  their mean, over their std (GiGPO's anchor-state grouping, Feng et al., 2025).
+  their mean, over their std (GiGPO's anchor-state grouping, Feng et al., 2025). The
+  key is either the turn's observation tokens (``"observation"``, GiGPO's anchor state:
+  right when the observation is the state, as in TextKeyDoor) or the whole dialogue up to
+  and including that observation (``"history"``: exact for any environment, e.g. the
+  guessing game, whose feedback alone is not the state).
 - Token level: GAE over agent tokens only (token-level PPO): observation tokens and
   padding are skipped, so the agent's next token after an environment reply is the
   "next step" of its last token before it.
@@ -22,7 +26,7 @@ from rlfoundry.algos.pg import GRPO_EPS, group_advantages
 from rlfoundry.language.trajectory import Layout
 
 __all__ = ["episode_advantages", "group_advantages", "step_advantages", "token_gae",
-           "turn_returns", "turn_to_tokens"]
+           "turn_keys", "turn_returns", "turn_to_tokens"]
 
 
 def episode_advantages(returns: jax.Array, group_size: int, kind: str) -> jax.Array:
@@ -40,13 +44,24 @@ def turn_returns(turn_reward: jax.Array, gamma: Any = 1.0) -> jax.Array:
     return out.T
 
 
+def turn_keys(tokens: jax.Array, turn_obs: jax.Array, layout: Layout, kind: str) -> jax.Array:
+    """What identifies the state a turn starts from [N, T, K]: its observation tokens, or
+    the dialogue's tokens up to the end of that observation (later positions zeroed)."""
+    if kind == "observation":
+        return turn_obs
+    seen = jnp.arange(layout.turns)[:, None] * layout.turn_len + layout.obs_len  # [T, 1]
+    visible = jnp.arange(layout.length)[None, :] < seen  # [T, L]
+    return jnp.where(visible[None], tokens[:, None, :], -1)
+
+
 def step_advantages(
     turn_obs: jax.Array, returns_to_go: jax.Array, valid: jax.Array, group_size: int,
     eps: float = GRPO_EPS,
 ) -> jax.Array:
-    """Step-level advantage [N, T]: within each group, turns whose observation tokens are
-    identical form a step group; A = (G - mean G) / (std G + eps) over that step group
-    (0 for a turn no other turn shares an observation with, and for unplayed turns)."""
+    """Step-level advantage [N, T]: within each group, turns with identical keys
+    ``turn_obs`` [N, T, K] (see :func:`turn_keys`) form a step group; A = (G - mean G) /
+    (std G + eps) over that step group (0 for a turn that shares its key with no other
+    turn, and for unplayed turns)."""
     n, t, o = turn_obs.shape
     obs = turn_obs.reshape(n // group_size, group_size * t, o)
     ret = returns_to_go.reshape(n // group_size, group_size * t)

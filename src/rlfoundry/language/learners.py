@@ -7,7 +7,8 @@ Per update (one compiled step of the engine):
   2. advantages (:mod:`rlfoundry.language.advantages`):
      - ``grpo``: group-normalised return; ``rloo`` and ``loop``: leave-one-out return;
        each broadcast to the rollout's agent tokens, plus ``turn_credit`` × the
-       step-level advantage of the turn (turns sharing an observation within a group);
+       step-level advantage of the turn (turns of a group starting from the same state:
+       the same dialogue so far, or with ``step_key="observation"`` the same observation);
      - ``token_ppo``: GAE over agent tokens (observation tokens skipped) with the value
        head as critic;
   3. ``update_epochs`` × ``num_minibatches`` (of whole dialogues) Adam steps on the
@@ -38,6 +39,7 @@ from rlfoundry.language.advantages import (
     episode_advantages,
     step_advantages,
     token_gae,
+    turn_keys,
     turn_returns,
     turn_to_tokens,
 )
@@ -52,19 +54,20 @@ from rlfoundry.language.transformer import TransformerLM
 from rlfoundry.objectives import Objective, PPOClip
 
 KL_ESTIMATORS = ("k1", "k3")
+STEP_KEYS = ("history", "observation")
 
 
 class TextPGConfig(struct.PyTreeNode):
     """Shared settings of the language learners; subclasses fix the advantage and defaults.
 
-    Defaults: GRPO on TextGuess-v0, 8 groups of 8 dialogues per update, a 0.1M-parameter
-    transformer (2 layers, width 64), Adam at 1e-3.
+    Defaults: GRPO on TextGuess-v0, 8 groups of 8 dialogues per update for 3000 updates,
+    a 0.1M-parameter transformer (2 layers, width 64), one Adam step at 1e-3 per batch.
     """
 
     ADVANTAGE: ClassVar[str] = "grpo"
 
     env: str = static("TextGuess-v0")
-    total_steps: int = static(64 * 5 * 300)
+    total_steps: int = static(64 * 5 * 3000)
     num_envs: int = static(64)
     num_steps: int = static(0)
     group_size: int = static(8)
@@ -74,6 +77,7 @@ class TextPGConfig(struct.PyTreeNode):
     num_layers: int = static(2)
     num_heads: int = static(4)
     kl_estimator: str = static("k3")
+    step_key: str = static("history")
     anneal_lr: bool = static(False)
     lr: float = leaf(1e-3)
     max_grad_norm: float = leaf(1.0)
@@ -110,6 +114,9 @@ class TextPGConfig(struct.PyTreeNode):
         if self.d_model % self.num_heads:
             raise ConfigError(f"d_model={self.d_model} must be a multiple of "
                               f"num_heads={self.num_heads}.")
+        if self.step_key not in STEP_KEYS:
+            raise ConfigError(f"step_key must be one of {', '.join(STEP_KEYS)}, got "
+                              f"{self.step_key!r}.")
         if self.kl_estimator not in KL_ESTIMATORS:
             raise ConfigError(f"kl_estimator must be k1 or k3, got {self.kl_estimator!r}.")
         per_update = algo.steps_per_update(self)
@@ -227,7 +234,8 @@ def advantages(config: TextPGConfig, traj: Trajectory, lay: Layout) -> tuple[jax
     adv = episode_advantages(traj.episode_return, config.group_size, config.ADVANTAGE)
     per_turn = jnp.broadcast_to(adv[:, None], traj.turn_reward.shape)
     rtg = turn_returns(traj.turn_reward, config.gamma)
-    step = step_advantages(traj.turn_obs, rtg, traj.turn_valid, config.group_size)
+    keys = turn_keys(traj.tokens, traj.turn_obs, lay, config.step_key)
+    step = step_advantages(keys, rtg, traj.turn_valid, config.group_size)
     per_turn = per_turn + config.turn_credit * step
     return turn_to_tokens(per_turn, lay) * traj.agent_mask, jnp.zeros_like(traj.reward)
 

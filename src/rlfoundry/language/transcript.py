@@ -71,3 +71,40 @@ def is_text_run(config: Any) -> bool:
 
     return isinstance(make(getattr(config, "env", ""))[0], TextEnv) if hasattr(
         config, "env") else False
+
+
+def _one_seed(trained: Any, index: int) -> Any:
+    from rlfoundry.experiment.evaluate import select_seeds
+
+    state, _ = select_seeds(trained, index)
+    return jax.tree.map(lambda x: x[0], state.params)
+
+
+def render_run(folder: Any, episodes: int = 3, seed_index: int = 0, seed: int = 0,
+               greedy: bool = True, checkpoint: int | None = None) -> str:
+    """Transcripts of a saved text run's policy (``rlfoundry render``)."""
+    from rlfoundry.experiment.evaluate import load_trained
+
+    trained = load_trained(folder, checkpoint)
+    params = _one_seed(trained, seed_index)
+    head = (f"{trained.spec.algo} on {trained.spec.config.env}, seed "
+            f"{list(trained.spec.seeds)[seed_index]}, after {trained.update} updates "
+            f"({'greedy' if greedy else 'sampled'} decoding)")
+    return head + "\n\n" + transcripts(trained.spec.config, params, episodes, seed, greedy)
+
+
+def eval_run(folder: Any, episodes: int = 100, seed: int = 0, seed_index: int | None = None,
+             greedy: bool = True, checkpoint: int | None = None) -> dict[str, Any]:
+    """Success rate and return per seed of a saved text run (``rlfoundry eval``)."""
+    from rlfoundry.experiment.evaluate import load_trained
+
+    trained = load_trained(folder, checkpoint)
+    seeds = list(trained.spec.seeds)
+    indices = range(len(seeds)) if seed_index is None else [seed_index]
+    per_seed = {seeds[i]: success_rate(trained.spec.config, _one_seed(trained, i), episodes,
+                                       seed, greedy) for i in indices}
+    return {"algo": trained.spec.algo, "env": trained.spec.config.env,
+            "update": trained.update, "greedy": greedy, "episodes": episodes,
+            "per_seed": per_seed,
+            "success": float(np.mean([r["success"] for r in per_seed.values()])),
+            "mean_return": float(np.mean([r["mean_return"] for r in per_seed.values()]))}
