@@ -313,11 +313,12 @@ def test_gpt2_checkpoint_loads_from_a_local_folder(tmp_path):
 
 
 def test_grpo_learns_the_guessing_game_a_little():
-    """150 updates of a 10k-parameter policy: success climbs well above its start."""
+    """150 updates of a 14k-parameter policy: success climbs well above its start
+    (seeds 0, 1, 2 went from 0.006-0.019 to 0.15-0.26)."""
     cfg = GRPOConfig(num_envs=32, group_size=8, total_steps=32 * 5 * 150, lr=3e-3,
                      d_model=32, num_layers=1, num_heads=2)
     cfg.validate()
     _, metrics = jax.jit(rlfoundry.train, static_argnums=0)(cfg, jax.random.PRNGKey(0))
     success = np.asarray(metrics["success"])
     start, end = success[:20].mean(), success[-20:].mean()
-    assert end > 0.15 and end > 3 * start, (start, end)
+    assert end > 0.1 and end > 4 * start, (start, end)
