@@ -15,6 +15,7 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rlfoundry.errors import ConfigError, RLFoundryError
@@ -187,10 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     # --- render ---------------------------------------------------------------------------
-    p = sub.add_parser("render", help="write a GIF of the saved policy playing",
+    p = sub.add_parser("render", help="write a GIF of the saved policy playing (text envs: "
+                       "print transcripts)",
                        description="Play episodes with the saved policy and write them as "
                        "an animated GIF (CartPole, Pendulum, Acrobot, MountainCar, MinAtar, "
-                       "any image-observation env).", formatter_class=_FMT)
+                       "any image-observation env); for text environments print readable "
+                       "transcripts (and write them to --out if given).", formatter_class=_FMT)
     _common(p)
     p.add_argument("run", metavar="RUN_DIR", help="run folder")
     p.add_argument("--out", help="output file (.gif) [default: RUN_DIR/videos/episode.gif]")
@@ -538,6 +541,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     _enable_cache(args)
     if args.mazes:
         return _eval_mazes(folder, args)
+    if _is_text_run(folder):
+        return _eval_text(folder, args)
     from rlfoundry.experiment.evaluate import evaluate
 
     res = evaluate(folder, episodes=args.episodes, deterministic=args.deterministic,
@@ -595,11 +600,43 @@ def _eval_mazes(folder: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_text_run(folder: Any) -> bool:
+    from rlfoundry.language.transcript import is_text_run
+
+    return is_text_run(folder.read_spec().config)
+
+
+def _eval_text(folder: Any, args: argparse.Namespace) -> int:
+    from rlfoundry.language.transcript import eval_run
+
+    res = eval_run(folder, episodes=args.episodes, seed=args.seed, seed_index=args.seed_index,
+                   greedy=args.deterministic, checkpoint=args.checkpoint)
+    for s, r in res["per_seed"].items():
+        print(f"seed {s}: success {r['success']:.3f}, mean return {r['mean_return']:.3f}, "
+              f"mean turns {r['mean_turns']:.2f}")
+    print(f"{res['algo']} on {res['env']} after {res['update']} updates: success "
+          f"{res['success']:.3f} over {args.episodes} {'greedy' if res['greedy'] else 'sampled'}"
+          " dialogues per seed")
+    if args.json:
+        print(json.dumps(res), flush=True)
+    return 0
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from rlfoundry.experiment.runfolder import RunFolder
 
     folder = RunFolder.open(args.run)
     _enable_cache(args)
+    if _is_text_run(folder):  # language agents: print transcripts instead of a GIF
+        from rlfoundry.language.transcript import render_run
+
+        text = render_run(folder, episodes=args.episodes, seed_index=args.seed_index,
+                          seed=args.seed, greedy=not args.stochastic,
+                          checkpoint=args.checkpoint)
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text + "\n", encoding="utf-8")
+        return 0
     from rlfoundry.experiment.render import render
 
     out = args.out or str(folder.videos_dir / "episode.gif")

@@ -17,6 +17,11 @@ ALGORITHMS: dict[str, Algorithm] = {"ppo": PPO}
 ALGORITHMS.update({"a2c": A2C, "pg": PG, "ppo_kl": PPO_KL, "trpo": TRPO})
 ALGORITHMS.update({"dqn": DQN, "sac": SAC, "sac_discrete": SAC_DISCRETE, "td3": TD3, "ddpg": DDPG})
 
+# Language agents (text environments); imported last: they build on the modules above.
+from rlfoundry.language.learners import LANGUAGE_ALGORITHMS  # noqa: E402
+
+ALGORITHMS.update(LANGUAGE_ALGORITHMS)
+
 __all__ = [
     "DDPG",
     "DQN",

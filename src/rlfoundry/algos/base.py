@@ -112,6 +112,8 @@ def validate_common(config: Any, algo: Algorithm) -> None:
     check_positive_ints(config, ("total_steps", "num_envs", "num_steps"))
     base, params = make(config.env)
     kind = "discrete" if is_discrete(base.action_space(params)) else "continuous"
+    if hasattr(base, "vocab") and hasattr(base, "act_len"):  # a text environment
+        kind = "text"
     if kind not in algo.action_spaces:
         raise ConfigError(
             f"{algo.name} needs a {' or '.join(algo.action_spaces)} action space but "
