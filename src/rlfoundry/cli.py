@@ -90,7 +90,7 @@ def _config_sources(p: argparse.ArgumentParser, *, with_defaults: bool = True) -
     g.add_argument("--objective", metavar="NAME|RUN_DIR",
                    help="policy objective: ppo_clip, dpo, lpo, ta_lpo, or a discovery run "
                    "folder whose learned objective is loaded")
-    g.add_argument("--curriculum", choices=["dr", "plr", "robust_plr", "accel"],
+    g.add_argument("--curriculum", choices=["dr", "plr", "robust_plr", "accel", "paired"],
                    help="train PPO on a curriculum of levels (the env needs a level space, "
                    "e.g. Maze or CartPole-v1)")
 

@@ -8,6 +8,14 @@ Every env is reset onto its level, a rollout is collected and each level is scor
 (positive value loss or MaxMC). The policy is updated on NEW levels for DR and PLR, but
 only on REPLAY levels for robust PLR and ACCEL (PLR⊥); scores of NEW/MUTATE levels go into
 the buffer, scores of REPLAY levels refresh their entries.
+
+``curriculum="paired"`` runs PAIRED instead (its own state and update, in
+:mod:`rlfoundry.curricula.paired`): an adversary builds the levels.
+
+Logged per update: losses and episode statistics, the buffer's fill, score distribution
+and staleness, whether the update replayed/mutated/learned, the complexity of the levels
+trained on (wall count, shortest path, solvable fraction) and, every ``heldout_every``
+updates, the solve rate on the held-out mazes (:mod:`rlfoundry.curricula.observe`).
 """
 
 from __future__ import annotations
@@ -24,13 +32,15 @@ from rlfoundry.algos.ppo import act as ppo_act
 from rlfoundry.algos.ppo import init as ppo_init
 from rlfoundry.algos.rollout import EnvCarry, episode_metrics
 from rlfoundry.config import check_range, leaf, static
+from rlfoundry.curricula import paired
 from rlfoundry.curricula.level_buffer import LevelBuffer
 from rlfoundry.curricula.levels import level_space
+from rlfoundry.curricula.observe import heldout_check, level_complexity
 from rlfoundry.curricula.scores import max_mc, positive_value_loss
 from rlfoundry.errors import ConfigError
 
 NEW, REPLAY, MUTATE = 0, 1, 2
-CURRICULA = ("dr", "plr", "robust_plr", "accel")
+CURRICULA = ("dr", "plr", "robust_plr", "accel", "paired")
 SCORES = ("pvl", "maxmc")
 
 
@@ -50,6 +60,13 @@ class UEDConfig(PPOConfig):
     staleness_coef: float = leaf(0.3)
     temperature: float = leaf(0.3)
     min_fill: float = leaf(0.5)
+    # PAIRED's adversary (curriculum="paired")
+    adversary_walls: int = static(50)
+    adversary_lr: float = leaf(1e-4)
+    adversary_ent_coef: float = leaf(0.01)
+    # held-out maze solve rate measured inside training every K updates (0: never)
+    heldout_every: int = static(0)
+    heldout_episodes: int = static(2)
 
     def validate(self) -> None:
         super().validate()
@@ -68,6 +85,28 @@ class UEDConfig(PPOConfig):
             check_range(self, name, 0.0, 1.0)
         check_range(self, "temperature", 0.0, 100.0, low_open=True)
         level_space(self.env)
+        if self.heldout_every < 0 or self.heldout_episodes <= 0:
+            raise ConfigError("heldout_every must be >= 0 and heldout_episodes positive.")
+        if self.heldout_every and self.env != "Maze":
+            raise ConfigError(f"heldout_every measures held-out mazes, but env is "
+                              f"{self.env!r}; set heldout_every=0.")
+        if self.curriculum == "paired":
+            self._validate_paired()
+
+    def _validate_paired(self) -> None:
+        if self.env != "Maze":
+            raise ConfigError(f"the paired curriculum builds mazes, but env is {self.env!r}; "
+                              "use --env Maze or another curriculum.")
+        if self.adversary_walls <= 0:
+            raise ConfigError(f"adversary_walls must be positive, got {self.adversary_walls}.")
+        check_range(self, "adversary_lr", 0.0, 1.0, low_open=True)
+        check_range(self, "adversary_ent_coef", 0.0, 100.0)
+        batch = self.num_envs * (2 + self.adversary_walls)
+        if batch % self.num_minibatches:
+            raise ConfigError(
+                f"the adversary's batch num_envs*(2+adversary_walls)={batch} does not divide "
+                f"into num_minibatches={self.num_minibatches}; change adversary_walls."
+            )
 
 
 class UEDState(struct.PyTreeNode):
@@ -75,10 +114,13 @@ class UEDState(struct.PyTreeNode):
     buffer: LevelBuffer
     replay_idx: jax.Array  # [N] buffer slots of the levels last replayed
     mode: jax.Array  # what the last update did
+    heldout_solve_rate: jax.Array  # latest in-training held-out measurement (-1: none yet)
     update: jax.Array
 
 
-def init(config: UEDConfig, key: jax.Array) -> UEDState:
+def init(config: UEDConfig, key: jax.Array) -> UEDState | paired.PAIREDState:
+    if config.curriculum == "paired":
+        return paired.init(config, key)
     ppo_key, level_key = jax.random.split(key)
     ppo_state = ppo_init(config, ppo_key)
     space = level_space(config.env)
@@ -90,7 +132,8 @@ def init(config: UEDConfig, key: jax.Array) -> UEDState:
         top_k=config.top_k, prioritization=config.prioritization,
     )
     return UEDState(
-        ppo_state, buffer, jnp.zeros((config.num_envs,), jnp.int32), jnp.int32(NEW), jnp.int32(0)
+        ppo_state, buffer, jnp.zeros((config.num_envs,), jnp.int32), jnp.int32(NEW),
+        jnp.float32(-1.0), jnp.int32(0),
     )
 
 
@@ -111,14 +154,15 @@ def select(mode: jax.Array, options: tuple[Any, Any, Any]) -> Any:
     )
 
 
-def update(config: UEDConfig, state: UEDState) -> tuple[UEDState, dict[str, jax.Array]]:
+def update(config: UEDConfig, state: Any) -> tuple[Any, dict[str, jax.Array]]:
+    if config.curriculum == "paired":
+        return paired.update(config, state, heldout_check(config))
     stack = make_env_stack(config)
     actor, critic = networks(config, stack)
     space = level_space(config.env)
     ppo = state.ppo
-    key, mode_key, new_key, replay_key, mut_key, reset_key, rollout_key, noise_key, epoch_key = (
-        jax.random.split(ppo.key, 9)
-    )
+    (key, mode_key, new_key, replay_key, mut_key, reset_key, rollout_key, noise_key, epoch_key,
+     eval_key) = jax.random.split(ppo.key, 10)
     n = config.num_envs
 
     # 1. choose this update's levels
@@ -167,22 +211,29 @@ def update(config: UEDConfig, state: UEDState) -> tuple[UEDState, dict[str, jax.
     buffer = buffer.tick()
 
     new_ppo = PPOState(params, opt_state, carry, levels, key, ppo.update + 1)
-    complexity = {f"level_{k}": jnp.mean(v) for k, v in jax.vmap(space.complexity)(levels).items()}
+
+    # 5. observe: held-out mazes every K updates, complexity of the levels trained on
+    solve_rate, measured = state.heldout_solve_rate, jnp.bool_(False)
+    check = heldout_check(config)
+    if check is not None:
+        solve_rate, measured = check(new_ppo, eval_key, state.update, solve_rate)
     metrics = {
         **losses,
         **episode_metrics(traj),
         **buffer.stats(),
-        **complexity,
+        **level_complexity(space, levels),
+        "heldout_solve_rate": solve_rate,
+        "heldout_measured": measured.astype(jnp.float32),
         "replayed": (mode == REPLAY).astype(jnp.float32),
         "mutated": (mode == MUTATE).astype(jnp.float32),
         "learned": learn.astype(jnp.float32),
         "level_score_mean": scores.mean(),
     }
     replay_idx = jnp.where(mode == REPLAY, idx, state.replay_idx)
-    return UEDState(new_ppo, buffer, replay_idx, mode, state.update + 1), metrics
+    return UEDState(new_ppo, buffer, replay_idx, mode, solve_rate, state.update + 1), metrics
 
 
-def act(config: UEDConfig, state: UEDState, obs: jax.Array, key: jax.Array,
+def act(config: UEDConfig, state: Any, obs: jax.Array, key: jax.Array,
         deterministic: bool) -> jax.Array:
     return ppo_act(config, state.ppo, obs, key, deterministic)
 
@@ -193,5 +244,5 @@ UED = Algorithm(
     init=init,
     update=update,
     act=act,
-    description="PPO on a curriculum of levels: DR, PLR, robust PLR, ACCEL",
+    description="PPO on a curriculum of levels: DR, PLR, robust PLR, ACCEL, PAIRED",
 )

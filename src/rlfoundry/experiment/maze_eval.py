@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rlfoundry.curricula.observe import play_episodes
 from rlfoundry.envs import EpisodeStatistics, VectorEnv
 from rlfoundry.envs.maze import Maze
 from rlfoundry.envs.maze_heldout import load_mazes, stack_params
@@ -42,20 +43,8 @@ def evaluate_mazes(
     cap = int(np.max(np.asarray(params.max_steps_in_episode))) + 1
 
     def run(state: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        reset_key, key = jax.random.split(key)
-        obs, env_state = env.reset(reset_key, params)
-
-        def body(c: tuple) -> tuple:
-            env_state, obs, key, done, ret, t = c
-            key, act_key, step_key = jax.random.split(key, 3)
-            action = algo.act(config, state, obs, act_key, deterministic)
-            obs, env_state, _, _, _, info = env.step(step_key, env_state, action, params)
-            ret = jnp.where(done, ret, info["episode_return"])
-            return env_state, obs, key, done | info["episode_done"], ret, t + 1
-
-        init = (env_state, obs, key, jnp.zeros((n,), bool), jnp.zeros((n,)), 0)
-        out = jax.lax.while_loop(lambda c: (c[-1] < cap) & ~jnp.all(c[3]), body, init)
-        return out[4], out[3]
+        act = lambda obs, k: algo.act(config, state, obs, k, deterministic)
+        return play_episodes(env, params, act, key, cap)
 
     seeds = list(trained.spec.seeds)
     keys = jax.random.split(jax.random.PRNGKey(seed), len(seeds))
