@@ -14,27 +14,46 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-ActFn = Callable[[jax.Array, jax.Array], jax.Array]  # (obs, key) -> action
+Policy = tuple[Callable[[int], Any], Callable[[Any, jax.Array, jax.Array], tuple[Any, jax.Array]]]
 
 
-def play_episodes(env: Any, params: Any, act: ActFn, key: jax.Array,
+def stateless_policy(act: Callable[[jax.Array, jax.Array], jax.Array]) -> Policy:
+    """A feed-forward ``act(obs, key) -> action`` as a :data:`Policy` with no memory."""
+    return (lambda n: None), (lambda carry, obs, key: (carry, act(obs, key)))
+
+
+def agent_policy(config: Any, ppo_state: Any, deterministic: bool) -> Policy:
+    """``(initial_carry(n), act(carry, obs, key) -> (carry, action))`` of a curriculum's
+    agent, feed-forward or recurrent (whose carry is the LSTM's memory)."""
+    from rlfoundry.algos import ppo, recurrent
+    from rlfoundry.algos.base import make_env_stack
+
+    if getattr(config, "recurrent", False):
+        stack = make_env_stack(config, num_envs=1)
+        return recurrent.policy(config, ppo_state.params, stack, deterministic)
+    return stateless_policy(lambda obs, k: ppo.act(config, ppo_state, obs, k, deterministic))
+
+
+def play_episodes(env: Any, params: Any, policy: Policy, key: jax.Array,
                   max_steps: int) -> tuple[jax.Array, jax.Array]:
     """One episode in each of ``env``'s N environments (batched ``params``), stopping when
     all have ended or after ``max_steps``; returns (episode return, ended) per env."""
     reset_key, key = jax.random.split(key)
     obs, env_state = env.reset(reset_key, params)
     n = jax.tree.leaves(obs)[0].shape[0]
+    initial_carry, act = policy
 
     def body(c: tuple) -> tuple:
-        env_state, obs, key, done, ret, t = c
+        env_state, obs, memory, key, done, ret, t = c
         key, act_key, step_key = jax.random.split(key, 3)
-        obs, env_state, _, _, _, info = env.step(step_key, env_state, act(obs, act_key), params)
+        memory, action = act(memory, obs, act_key)
+        obs, env_state, _, _, _, info = env.step(step_key, env_state, action, params)
         ret = jnp.where(done, ret, info["episode_return"])
-        return env_state, obs, key, done | info["episode_done"], ret, t + 1
+        return env_state, obs, memory, key, done | info["episode_done"], ret, t + 1
 
-    init = (env_state, obs, key, jnp.zeros((n,), bool), jnp.zeros((n,)), 0)
-    out = jax.lax.while_loop(lambda c: (c[-1] < max_steps) & ~jnp.all(c[3]), body, init)
-    return out[4], out[3]
+    init = (env_state, obs, initial_carry(n), key, jnp.zeros((n,), bool), jnp.zeros((n,)), 0)
+    out = jax.lax.while_loop(lambda c: (c[-1] < max_steps) & ~jnp.all(c[4]), body, init)
+    return out[5], out[4]
 
 
 def level_complexity(space: Any, levels: Any) -> dict[str, jax.Array]:
@@ -51,7 +70,6 @@ def heldout_check(config: Any) -> HeldoutCheck | None:
     when ``update % heldout_every == 0``, else ``previous``. None when switched off."""
     if not getattr(config, "heldout_every", 0):
         return None
-    from rlfoundry.algos.ppo import act as ppo_act
     from rlfoundry.envs import EpisodeStatistics, VectorEnv
     from rlfoundry.envs.maze import Maze
     from rlfoundry.envs.maze_heldout import heldout_levels, stack_params
@@ -66,8 +84,8 @@ def heldout_check(config: Any) -> HeldoutCheck | None:
     def check(ppo_state: Any, key: jax.Array, update: jax.Array,
               previous: jax.Array) -> tuple[jax.Array, jax.Array]:
         def measure() -> jax.Array:
-            act = lambda obs, k: ppo_act(config, ppo_state, obs, k, False)
-            returns, _ = play_episodes(env, params, act, key, cap)
+            policy = agent_policy(config, ppo_state, False)
+            returns, _ = play_episodes(env, params, policy, key, cap)
             return (returns > 0).mean().astype(jnp.float32)
 
         due = (update % config.heldout_every) == 0

@@ -21,11 +21,12 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from rlfoundry.algos import ppo as feedforward
+from rlfoundry.algos import recurrent as lstm
 from rlfoundry.algos.advantages import gae
 from rlfoundry.algos.base import EnvStack, make_env_stack
 from rlfoundry.algos.minibatch import flatten_time
-from rlfoundry.algos.ppo import Batch, PPOState, networks, optimise, optimizer, rollout_batch
-from rlfoundry.algos.ppo import init as ppo_init
+from rlfoundry.algos.ppo import Batch, PPOState, optimise, optimizer
 from rlfoundry.algos.rollout import EnvCarry, Transition, episode_metrics
 from rlfoundry.curricula.levels import level_space
 from rlfoundry.curricula.observe import HeldoutCheck, level_complexity
@@ -75,7 +76,8 @@ def init(config: Any, key: jax.Array) -> PAIREDState:
     params = {"actor": actor.init(actor_key, dummy), "critic": critic.init(critic_key, dummy)}
     adversary = AdversaryState(params, optimizer(adversary_config(config)).init(params),
                                jnp.int32(0))
-    return PAIREDState(ppo_init(config, pro_key), ppo_init(config, ant_key), adversary,
+    learner = lstm if config.recurrent else feedforward
+    return PAIREDState(learner.init(config, pro_key), learner.init(config, ant_key), adversary,
                        jnp.float32(-1.0), jnp.int32(0))
 
 
@@ -126,13 +128,14 @@ def train_agent(
     config: Any, stack: EnvStack, agent: PPOState, levels: Any
 ) -> tuple[PPOState, Transition, dict[str, jax.Array]]:
     """Step 2 for one agent: reset every env onto its level, roll out, PPO update."""
-    actor, critic = networks(config, stack)
+    learner = lstm if config.recurrent else feedforward
+    actor, critic = learner.networks(config, stack)
     key, reset_key, rollout_key, noise_key, epoch_key = jax.random.split(agent.key, 5)
     obs, env_state = stack.env.reset(reset_key, levels)
     agent = agent.replace(env=EnvCarry(env_state, obs), env_params=levels)
-    carry, traj, batch = rollout_batch(config, stack, actor, critic, agent, rollout_key,
-                                       noise_key)
-    params, opt_state, losses = optimise(config, actor, critic, agent, batch, epoch_key)
+    carry, traj, batch = learner.rollout_batch(config, stack, actor, critic, agent, rollout_key,
+                                               noise_key)
+    params, opt_state, losses = learner.optimise(config, actor, critic, agent, batch, epoch_key)
     return PPOState(params, opt_state, carry, levels, key, agent.update + 1), traj, losses
 
 

@@ -26,10 +26,10 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from rlfoundry.algos import ppo as feedforward
+from rlfoundry.algos import recurrent as lstm
 from rlfoundry.algos.base import Algorithm, make_env_stack, validate_common
-from rlfoundry.algos.ppo import PPOConfig, PPOState, networks, optimise, rollout_batch
-from rlfoundry.algos.ppo import act as ppo_act
-from rlfoundry.algos.ppo import init as ppo_init
+from rlfoundry.algos.ppo import PPOConfig, PPOState
 from rlfoundry.algos.rollout import EnvCarry, episode_metrics
 from rlfoundry.config import check_range, leaf, static
 from rlfoundry.curricula import paired
@@ -50,6 +50,8 @@ class UEDConfig(PPOConfig):
 
     per_env_levels = True  # make_env_stack gives every env its own level
 
+    recurrent: bool = static(False)  # LSTM actor-critic (rlfoundry.algos.recurrent)
+    lstm_size: int = static(256)
     curriculum: str = static("plr")
     score: str = static("pvl")
     buffer_size: int = static(512)
@@ -92,6 +94,14 @@ class UEDConfig(PPOConfig):
                               f"{self.env!r}; set heldout_every=0.")
         if self.curriculum == "paired":
             self._validate_paired()
+        if self.recurrent:
+            if self.lstm_size <= 0:
+                raise ConfigError(f"lstm_size must be positive, got {self.lstm_size}.")
+            if self.num_envs % self.num_minibatches:
+                raise ConfigError(
+                    f"recurrent PPO splits the {self.num_envs} envs into num_minibatches="
+                    f"{self.num_minibatches} groups of whole sequences; pick a divisor of "
+                    f"num_envs.")
 
     def _validate_paired(self) -> None:
         if self.env != "Maze":
@@ -109,6 +119,12 @@ class UEDConfig(PPOConfig):
             )
 
 
+def agent_learner(config: UEDConfig) -> Any:
+    """The module with the agent's ``init``, ``networks``, ``rollout_batch`` and
+    ``optimise``: feed-forward PPO, or PPO with an LSTM when ``config.recurrent``."""
+    return lstm if config.recurrent else feedforward
+
+
 class UEDState(struct.PyTreeNode):
     ppo: PPOState
     buffer: LevelBuffer
@@ -122,7 +138,7 @@ def init(config: UEDConfig, key: jax.Array) -> UEDState | paired.PAIREDState:
     if config.curriculum == "paired":
         return paired.init(config, key)
     ppo_key, level_key = jax.random.split(key)
-    ppo_state = ppo_init(config, ppo_key)
+    ppo_state = agent_learner(config).init(config, ppo_key)
     space = level_space(config.env)
     example = jax.tree.map(lambda x: x[0], ppo_state.env_params)
     buffer = LevelBuffer.create(
@@ -158,7 +174,8 @@ def update(config: UEDConfig, state: Any) -> tuple[Any, dict[str, jax.Array]]:
     if config.curriculum == "paired":
         return paired.update(config, state, heldout_check(config))
     stack = make_env_stack(config)
-    actor, critic = networks(config, stack)
+    learner = agent_learner(config)
+    actor, critic = learner.networks(config, stack)
     space = level_space(config.env)
     ppo = state.ppo
     (key, mode_key, new_key, replay_key, mut_key, reset_key, rollout_key, noise_key, epoch_key,
@@ -178,7 +195,8 @@ def update(config: UEDConfig, state: Any) -> tuple[Any, dict[str, jax.Array]]:
     # 2. reset every env onto its level and collect a scored rollout
     obs, env_state = stack.env.reset(reset_key, levels)
     ppo = ppo.replace(env=EnvCarry(env_state, obs), env_params=levels)
-    carry, traj, batch = rollout_batch(config, stack, actor, critic, ppo, rollout_key, noise_key)
+    carry, traj, batch = learner.rollout_batch(config, stack, actor, critic, ppo, rollout_key,
+                                               noise_key)
     advantages = batch.advantage.reshape(config.num_steps, n)
     if config.score == "pvl":
         scores = positive_value_loss(advantages)
@@ -191,12 +209,12 @@ def update(config: UEDConfig, state: Any) -> tuple[Any, dict[str, jax.Array]]:
     # 3. learn (PLR⊥/ACCEL: only on replayed levels)
     robust = config.curriculum in ("robust_plr", "accel")
     learn = (mode == REPLAY) if robust else jnp.bool_(True)
+    optimise = lambda: learner.optimise(config, actor, critic, ppo, batch, epoch_key)
     params, opt_state, losses = jax.lax.cond(
         learn,
-        lambda: optimise(config, actor, critic, ppo, batch, epoch_key),
+        optimise,
         lambda: (ppo.params, ppo.opt_state,
-                 jax.tree.map(jnp.zeros_like, jax.eval_shape(
-                     lambda: optimise(config, actor, critic, ppo, batch, epoch_key)[2]))),
+                 jax.tree.map(jnp.zeros_like, jax.eval_shape(optimise)[2])),
     )
 
     # 4. curate the buffer
@@ -235,7 +253,12 @@ def update(config: UEDConfig, state: Any) -> tuple[Any, dict[str, jax.Array]]:
 
 def act(config: UEDConfig, state: Any, obs: jax.Array, key: jax.Array,
         deterministic: bool) -> jax.Array:
-    return ppo_act(config, state.ppo, obs, key, deterministic)
+    """The agent's action with no memory: feed-forward agents only (evaluate recurrent ones
+    with :func:`rlfoundry.curricula.observe.agent_policy`, as ``eval --mazes`` does)."""
+    if config.recurrent:
+        raise ConfigError("this run's agent is recurrent (an LSTM); evaluate it on mazes with "
+                          "`rlfoundry eval RUN --mazes heldout|FILE|DIR` instead.")
+    return feedforward.act(config, state.ppo, obs, key, deterministic)
 
 
 UED = Algorithm(
