@@ -89,3 +89,13 @@ def test_paired_settings_are_checked():
     with pytest.raises(ConfigError, match="adversary's batch"):
         rf.UEDConfig(env="Maze", curriculum="paired", num_envs=3, num_steps=32,
                      total_steps=4096, num_minibatches=2, adversary_walls=3).validate()
+
+
+@pytest.mark.parametrize("name", ["dr", "plr", "accel", "paired"])
+def test_maze_presets_resolve_to_valid_curricula(name):
+    from rlfoundry.experiment.configure import resolve
+
+    config = resolve(preset=f"ued-maze-{name}").config
+    config.validate()
+    assert config.env == "Maze" and config.network == "cnn"
+    assert config.curriculum == {"plr": "robust_plr"}.get(name, name)

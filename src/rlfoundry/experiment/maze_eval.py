@@ -29,11 +29,20 @@ def evaluate_mazes(
 ) -> dict[str, Any]:
     """Solve rate and mean return per maze (mean over seeds with a 95% CI)."""
     trained = load_trained(folder, checkpoint)
-    config, algo = trained.spec.config, trained.algo
+    config = trained.spec.config
     if getattr(config, "env", None) != "Maze":
         raise ConfigError(
             f"--mazes evaluates maze policies, but {folder.path} trained on {config.env!r}."
         )
+    return solve_rates(config, trained.algo, trained.state, list(trained.spec.seeds), mazes,
+                       episodes, deterministic, seed)
+
+
+def solve_rates(
+    config: Any, algo: Any, state: Any, seeds: list[int], mazes: str, episodes: int = 10,
+    deterministic: bool = False, seed: int = 0,
+) -> dict[str, Any]:
+    """:func:`evaluate_mazes` for a trained state in memory (leading axis = seeds)."""
     levels = load_mazes(mazes)
     names = list(levels)
     params = stack_params(levels)
@@ -50,9 +59,8 @@ def evaluate_mazes(
                                                               deterministic))
         return play_episodes(env, params, policy, key, cap)
 
-    seeds = list(trained.spec.seeds)
     keys = jax.random.split(jax.random.PRNGKey(seed), len(seeds))
-    returns, _ = jax.device_get(jax.jit(jax.vmap(run))(trained.state, keys))
+    returns, _ = jax.device_get(jax.jit(jax.vmap(run))(state, keys))
     returns = np.asarray(returns, np.float64).reshape(len(seeds), len(names), episodes)
     solved = (returns > 0).mean(-1)  # [seeds, mazes]: the goal pays > 0, nothing else does
     per_maze = {}
