@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rlfoundry.algos import PPOConfig, ppo
+from rlfoundry.algos import ALGORITHMS, PPOConfig, ppo
 from rlfoundry.initializers import orthogonal
 
 
@@ -22,6 +22,19 @@ def test_matches_flax_orthogonal_for_the_same_key(shape):
     small = min(flat.shape)
     gram = flat.T @ flat if flat.shape[0] >= flat.shape[1] else flat @ flat.T
     np.testing.assert_allclose(gram, np.eye(small), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_no_learner_init_calls_lapack_under_vmap(name):
+    """Every learner's default init, and UED's recurrent agent, lowered for 2 seeds."""
+    algo = ALGORITHMS[name]
+    configs = [algo.config_cls()]
+    if name == "ued":
+        configs.append(algo.config_cls(env="Maze", network="cnn", recurrent=True))
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    for cfg in configs:
+        hlo = jax.jit(jax.vmap(lambda k, c=cfg: algo.init(c, k))).lower(keys).as_text().lower()
+        assert "lapack" not in hlo and "geqrf" not in hlo, (name, cfg)
 
 
 def test_vmapped_learner_init_calls_no_lapack():

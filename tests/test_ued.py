@@ -50,7 +50,10 @@ def test_buffer_fills_without_duplicates_and_logs(run):
         filled = np.asarray(buf.filled)
         hashes = np.asarray(jax.vmap(level_hash)(buf.levels))[filled]
         assert len({tuple(h) for h in hashes.tolist()}) == filled.sum()
-    for key in ("buffer_score_mean", "buffer_staleness_mean", "level_pole_length",
+    assert np.all(m["buffer_score_p25"] <= m["buffer_score_p75"] + 1e-6)
+    assert np.all(m["buffer_score_p75"] <= m["buffer_score_max"] + 1e-6)
+    for key in ("buffer_score_mean", "buffer_staleness_mean", "buffer_staleness_max",
+                "buffer_score_p50", "level_pole_length",
                 "level_score_mean", "episode_return"):
         assert np.all(np.isfinite(m[key])), key
 
@@ -75,6 +78,8 @@ def test_accel_on_mazes_logs_level_complexity():
     assert m["replayed"].sum() >= 1 and m["mutated"].sum() >= 1
     assert np.all(m["level_walls"] >= 0) and np.all(m["level_shortest_path"] >= -1)
     assert m["level_walls"][0, 0] == pytest.approx(25.0)  # new levels: 25 random walls
+    assert np.all((m["level_solvable"] >= 0) & (m["level_solvable"] <= 1))
+    assert np.all(m["heldout_solve_rate"] == -1.0)  # held-out check off by default
 
 
 def test_maze_cnn_sees_the_view_as_an_image():

@@ -91,7 +91,7 @@ def _config_sources(p: argparse.ArgumentParser, *, with_defaults: bool = True) -
     g.add_argument("--objective", metavar="NAME|RUN_DIR",
                    help="policy objective: ppo_clip, dpo, lpo, ta_lpo, or a discovery run "
                    "folder whose learned objective is loaded")
-    g.add_argument("--curriculum", choices=["dr", "plr", "robust_plr", "accel"],
+    g.add_argument("--curriculum", choices=["dr", "plr", "robust_plr", "accel", "paired"],
                    help="train PPO on a curriculum of levels (the env needs a level space, "
                    "e.g. Maze or CartPole-v1)")
     g.add_argument("--reward-code", metavar="FILE",
@@ -205,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=_positive, default=30, help="frames per second")
     p.add_argument("--checkpoint", type=int, default=None, metavar="UPDATE",
                    help="checkpoint to load [default: latest]")
+    p.add_argument("--maze", default="SixteenRooms", metavar="NAME|FILE",
+                   help="maze curriculum runs: the held-out maze (or maze .txt file) to play; "
+                   "they also get a PNG grid of the buffer's top levels")
+    p.add_argument("--top", type=_positive, default=16,
+                   help="maze curriculum runs: how many top-scoring levels to draw")
     p.set_defaults(func=cmd_render)
 
     # --- plot -----------------------------------------------------------------------------
@@ -639,12 +644,32 @@ def cmd_render(args: argparse.Namespace) -> int:
         return 0
     from rlfoundry.experiment.render import render
 
+    spec = folder.read_spec()
+    if getattr(spec.config, "env", None) == "Maze" and hasattr(spec.config, "curriculum"):
+        return _render_maze(folder, args)
     out = args.out or str(folder.videos_dir / "episode.gif")
     res = render(folder, out, episodes=args.episodes, seed_index=args.seed_index,
                  seed=args.seed, deterministic=not args.stochastic,
                  max_frames=args.max_frames, fps=args.fps, checkpoint=args.checkpoint)
     print(f"wrote {res['path']}: {res['frames']} frames, {res['episodes']} episode(s), "
           f"returns {', '.join(_fmt(r) for r in res['returns'])}")
+    return 0
+
+
+def _render_maze(folder: Any, args: argparse.Namespace) -> int:
+    from rlfoundry.experiment.maze_render import render_maze_run
+
+    out = args.out or str(folder.videos_dir)
+    if out.lower().endswith(".gif"):
+        raise ConfigError(f"--out {out}: a maze run renders a PNG and a GIF, so --out names "
+                          "a folder; drop the .gif.")
+    res = render_maze_run(folder, out, maze=args.maze, top=args.top,
+                          seed_index=args.seed_index, seed=args.seed,
+                          deterministic=not args.stochastic, max_frames=args.max_frames,
+                          fps=args.fps, checkpoint=args.checkpoint)
+    print(f"wrote {res['levels_png']}: top {res['levels']} level(s) of the curriculum")
+    print(f"wrote {res['gif']}: {res['frames']} frames on {res['maze']}, "
+          f"{'solved' if res['solved'] else 'not solved'} (return {_fmt(res['return'])})")
     return 0
 
 

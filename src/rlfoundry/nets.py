@@ -25,6 +25,30 @@ def dense(features: int, scale: float) -> nn.Dense:
     )
 
 
+class Conv3x3(nn.Module):
+    """A 3x3, stride-1, zero-padded ('SAME') convolution computed as one matrix product over
+    the nine shifted copies of the input. Same parameters and outputs as ``nn.Conv(features,
+    (3, 3))``, but XLA's CPU backend runs it with its gradient ~2x faster than ``lax.conv`` on small
+    images (the maze view, MinAtar), where the convolution dominates PPO's update."""
+
+    features: int
+    kernel_init: nn.initializers.Initializer = orthogonal(np.sqrt(2))
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        channels = x.shape[-1]
+        kernel = self.param("kernel", self.kernel_init, (3, 3, channels, self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        h, w = x.shape[-3], x.shape[-2]
+        pad = [(0, 0)] * (x.ndim - 3) + [(1, 1), (1, 1), (0, 0)]
+        xp = jnp.pad(x, pad)
+        patches = jnp.concatenate(
+            [xp[..., dy:dy + h, dx:dx + w, :] for dy in range(3) for dx in range(3)], axis=-1
+        )  # [..., H, W, 9 * C] in (dy, dx, c) order = the HWIO kernel's flattening
+        flat = patches.reshape(-1, 9 * channels) @ kernel.reshape(9 * channels, self.features)
+        return flat.reshape(*patches.shape[:-1], self.features) + bias
+
+
 class Torso(nn.Module):
     """MLP over flat observations, or a small CNN first for image observations (MinAtar).
 
@@ -47,7 +71,7 @@ class Torso(nn.Module):
                 n = int(np.prod(self.image_shape))
                 extra = x[..., n:]
                 x = x[..., :n].reshape((*x.shape[:-1], *self.image_shape))
-            x = nn.Conv(16, (3, 3), kernel_init=orthogonal(np.sqrt(2)))(x)
+            x = Conv3x3(16, name="Conv_0")(x)
             x = nn.relu(x).reshape((*x.shape[:-3], -1))
             if extra is not None and extra.shape[-1]:
                 x = jnp.concatenate([x, dense(16, np.sqrt(2))(extra)], axis=-1)

@@ -191,6 +191,14 @@ def policy_loss(
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """PPO's loss on one minibatch: -surrogate + c_v * value loss - c_e * entropy."""
     dist = policy_distribution(actor.apply(params["actor"], mb.obs))
+    return loss_terms(config, dist, critic.apply(params["critic"], mb.obs), mb, progress)
+
+
+def loss_terms(
+    config: PPOConfig, dist: Any, value: jax.Array, mb: Batch, progress: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """:func:`policy_loss` given the network's outputs on the minibatch (any leading shape),
+    so networks that are not applied observation by observation (an LSTM) share it."""
     log_prob = dist.log_prob(mb.action)
     log_ratio = log_prob - mb.log_prob
     ratio = jnp.exp(log_ratio)
@@ -202,7 +210,6 @@ def policy_loss(
     surrogate = config.objective.surrogate(ratio, log_ratio, adv, progress)
     pg_loss = -wmean(surrogate)
 
-    value = critic.apply(params["critic"], mb.obs)
     v_loss = (value - mb.target) ** 2
     if config.clip_value:
         clipped = mb.value + jnp.clip(value - mb.value, -config.vf_clip, config.vf_clip)

@@ -157,15 +157,20 @@ class LevelBuffer(struct.PyTreeNode):
         return idx, jax.tree.map(lambda x: x[idx], self.levels)
 
     def stats(self) -> dict[str, jax.Array]:
-        """What to log per update: fill, score distribution and staleness."""
+        """What to log per update: fill, score distribution (mean, std, max, quartiles; 0
+        while empty) and staleness (mean, max) of the filled slots."""
         f = self.filled.astype(jnp.float32)
         n = jnp.maximum(f.sum(), 1.0)
         mean = (self.scores * f).sum() / n
         stale = ((self.now - self.last_seen) * f).sum() / n
+        scores = jnp.where(self.filled, self.scores, jnp.nan)
+        quartiles = jnp.nan_to_num(jnp.nanquantile(scores, jnp.array([0.25, 0.5, 0.75])))
         return {
             "buffer_fill": f.mean(),
             "buffer_score_mean": mean,
             "buffer_score_max": jnp.where(self.filled, self.scores, -jnp.inf).max(),
             "buffer_score_std": jnp.sqrt(((self.scores - mean) ** 2 * f).sum() / n),
+            **{f"buffer_score_p{q}": v for q, v in zip((25, 50, 75), quartiles, strict=True)},
             "buffer_staleness_mean": stale,
+            "buffer_staleness_max": jnp.where(self.filled, self.now - self.last_seen, 0).max(),
         }

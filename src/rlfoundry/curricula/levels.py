@@ -94,8 +94,8 @@ register_level_space(
 
 def _maze_space() -> LevelSpace:
     """The UED maze: new levels have 25 random walls (the PLR/ACCEL setting); ACCEL edits
-    flip walls or move the goal/agent; complexity = wall count and shortest path length
-    (-1 when unsolvable)."""
+    flip walls or move the goal/agent; complexity = wall count, shortest path length
+    (-1 when unsolvable) and whether the level is solvable."""
     from rlfoundry.envs.maze_levels import (
         mutate_level,
         num_walls,
@@ -103,13 +103,18 @@ def _maze_space() -> LevelSpace:
         shortest_path_length,
     )
 
+    def _maze_complexity(p: Any) -> dict[str, jax.Array]:
+        path = shortest_path_length(p.level)
+        return {
+            "walls": num_walls(p.level).astype(jnp.float32),
+            "shortest_path": path.astype(jnp.float32),
+            "solvable": (path >= 0).astype(jnp.float32),
+        }
+
     return LevelSpace(
         generate=lambda key, params: params.replace(level=random_walls_level(key, 25)),
         mutate=lambda key, params, n: params.replace(level=mutate_level(key, params.level, n)),
-        complexity=lambda p: {
-            "walls": num_walls(p.level).astype(jnp.float32),
-            "shortest_path": shortest_path_length(p.level).astype(jnp.float32),
-        },
+        complexity=_maze_complexity,
         description="13x13 maze: walls, agent and goal",
     )
 

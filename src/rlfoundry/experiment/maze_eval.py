@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rlfoundry.curricula.observe import agent_policy, play_episodes, stateless_policy
 from rlfoundry.envs import EpisodeStatistics, VectorEnv
 from rlfoundry.envs.maze import Maze
 from rlfoundry.envs.maze_heldout import load_mazes, stack_params
@@ -28,11 +29,20 @@ def evaluate_mazes(
 ) -> dict[str, Any]:
     """Solve rate and mean return per maze (mean over seeds with a 95% CI)."""
     trained = load_trained(folder, checkpoint)
-    config, algo = trained.spec.config, trained.algo
+    config = trained.spec.config
     if getattr(config, "env", None) != "Maze":
         raise ConfigError(
             f"--mazes evaluates maze policies, but {folder.path} trained on {config.env!r}."
         )
+    return solve_rates(config, trained.algo, trained.state, list(trained.spec.seeds), mazes,
+                       episodes, deterministic, seed)
+
+
+def solve_rates(
+    config: Any, algo: Any, state: Any, seeds: list[int], mazes: str, episodes: int = 10,
+    deterministic: bool = False, seed: int = 0,
+) -> dict[str, Any]:
+    """:func:`evaluate_mazes` for a trained state in memory (leading axis = seeds)."""
     levels = load_mazes(mazes)
     names = list(levels)
     params = stack_params(levels)
@@ -42,24 +52,15 @@ def evaluate_mazes(
     cap = int(np.max(np.asarray(params.max_steps_in_episode))) + 1
 
     def run(state: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        reset_key, key = jax.random.split(key)
-        obs, env_state = env.reset(reset_key, params)
+        if algo.name == "ued":  # the curriculum's agent, possibly recurrent
+            policy = agent_policy(config, state.ppo, deterministic)
+        else:
+            policy = stateless_policy(lambda obs, k: algo.act(config, state, obs, k,
+                                                              deterministic))
+        return play_episodes(env, params, policy, key, cap)
 
-        def body(c: tuple) -> tuple:
-            env_state, obs, key, done, ret, t = c
-            key, act_key, step_key = jax.random.split(key, 3)
-            action = algo.act(config, state, obs, act_key, deterministic)
-            obs, env_state, _, _, _, info = env.step(step_key, env_state, action, params)
-            ret = jnp.where(done, ret, info["episode_return"])
-            return env_state, obs, key, done | info["episode_done"], ret, t + 1
-
-        init = (env_state, obs, key, jnp.zeros((n,), bool), jnp.zeros((n,)), 0)
-        out = jax.lax.while_loop(lambda c: (c[-1] < cap) & ~jnp.all(c[3]), body, init)
-        return out[4], out[3]
-
-    seeds = list(trained.spec.seeds)
     keys = jax.random.split(jax.random.PRNGKey(seed), len(seeds))
-    returns, _ = jax.device_get(jax.jit(jax.vmap(run))(trained.state, keys))
+    returns, _ = jax.device_get(jax.jit(jax.vmap(run))(state, keys))
     returns = np.asarray(returns, np.float64).reshape(len(seeds), len(names), episodes)
     solved = (returns > 0).mean(-1)  # [seeds, mazes]: the goal pays > 0, nothing else does
     per_maze = {}
