@@ -122,12 +122,13 @@ def run_peer(impl: str, hp: dict, total_steps: int, seed: int) -> dict:
 
 
 class RejaxPeer:
-    """rejax in a peers-venv process that compiles once, then times one run per request,
-    so its timed runs can alternate with rlfoundry's under the same machine load."""
+    """A rejax learner (``impl``: rejax = PPO, rejax-dqn, rejax-sac, rejax-td3) in a
+    peers-venv process that compiles once, then times one run per request, so its timed
+    runs can alternate with rlfoundry's under the same machine load."""
 
-    def __init__(self, hp: dict, total_steps: int, seed: int) -> None:
-        log(f"rejax: compiling {total_steps} steps in the peers venv")
-        cmd = [*peer_command("rejax", hp, total_steps, 1, seed), "--serve"]
+    def __init__(self, hp: dict, total_steps: int, seed: int, impl: str = "rejax") -> None:
+        log(f"{impl}: compiling {total_steps} steps in the peers venv")
+        cmd = [*peer_command(impl, hp, total_steps, 1, seed), "--serve"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
         self.ready = self._read()

@@ -25,45 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 
 from ppo_throughput import (
     SINGLE_THREADED_XLA,
+    RejaxPeer,
     RlfoundryBench,
     ensure_peers,
-    log,
-    peer_command,
     shared_hyperparameters,
 )
-
-
-class RejaxServer:
-    """A rejax learner compiled once in the peers venv, timed one run per request."""
-
-    def __init__(self, impl: str, hp: dict, total_steps: int) -> None:
-        log(f"{impl}: compiling in the peers venv")
-        cmd = peer_command(impl, hp, total_steps, 1, 0) + ["--serve"]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
-        self.ready = self._read()
-
-    def _read(self) -> dict:
-        for line in self.proc.stdout:
-            if line.startswith("{"):
-                return json.loads(line)
-        raise RuntimeError(f"rejax failed (exit {self.proc.wait()})")
-
-    def run(self) -> float:
-        self.proc.stdin.write("run\n")
-        self.proc.stdin.flush()
-        return self._read()["run_s"]
-
-    def finish(self) -> dict:
-        self.proc.stdin.write("done\n")
-        self.proc.stdin.flush()
-        out = self._read()
-        self.proc.wait()
-        return out
 
 
 def offpolicy_cases() -> dict[str, tuple[str, dict, dict, int]]:
@@ -106,7 +75,7 @@ def rlfoundry_config(name: str, common: dict, total_steps: int, env_steps: int):
     return cls(**shared, tau=common["tau"])
 
 
-def measure(name: str, ours: list[tuple[str, object]], rejax: RejaxServer,
+def measure(name: str, ours: list[tuple[str, object]], rejax: RejaxPeer,
             repeats: int) -> list[dict]:
     for _ in range(repeats):  # alternate: ours, rejax, ours, rejax ...
         for _, bench in ours:
@@ -142,12 +111,12 @@ def main() -> None:
             hp = shared_hyperparameters(cfg)
             ours = [("defaults", RlfoundryBench(cfg, 1))]
             updates = cfg.total_steps // (cfg.num_envs * cfg.num_steps)
-            rejax = RejaxServer("rejax", hp, updates * cfg.num_envs * cfg.num_steps)
+            rejax = RejaxPeer(hp, updates * cfg.num_envs * cfg.num_steps, 0)
         else:
             impl, common, peer_hp, steps = offpolicy_cases()[name]
             ours = [("matched", RlfoundryBench(rlfoundry_config(name, common, steps, 1), 1)),
                     ("chunked", RlfoundryBench(rlfoundry_config(name, common, steps, 16), 1))]
-            rejax = RejaxServer(impl, peer_hp, steps)
+            rejax = RejaxPeer(peer_hp, steps, 0, impl)
         rows += measure(name, ours, rejax, args.repeats)
 
     print(f"{'learner':8} {'implementation':22} {'steps':>9} {'compile s':>9} {'run s':>7} "

@@ -113,6 +113,13 @@ class ContinuousQ(nn.Module):
         return fan_in_dense(1, x.shape[-1])(x)[..., 0]
 
 
+def ensemble(module: type[nn.Module], size: int) -> type[nn.Module]:
+    """``size`` independently initialised copies of ``module`` applied to the same inputs in
+    one vectorised call; outputs gain a leading axis of ``size``."""
+    return nn.vmap(module, variable_axes={"params": 0}, split_rngs={"params": True},
+                   in_axes=None, out_axes=0, axis_size=size)
+
+
 class CriticEnsemble(nn.Module):
     """``num_critics`` independent Q(s, a) networks (twin critics for TD3/SAC, one for
     DDPG) evaluated in one vectorised call: returns [num_critics, ...]."""
@@ -123,15 +130,8 @@ class CriticEnsemble(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
-        ensemble = nn.vmap(
-            ContinuousQ,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=None,
-            out_axes=0,
-            axis_size=self.num_critics,
-        )
-        return ensemble(self.hidden_sizes, self.activation)(obs, action)
+        critics = ensemble(ContinuousQ, self.num_critics)
+        return critics(self.hidden_sizes, self.activation)(obs, action)
 
 
 class DeterministicActor(nn.Module):

@@ -39,7 +39,7 @@ from rlfoundry.algos.offpolicy import (
     td_target,
     validate_off_policy,
 )
-from rlfoundry.algos.offpolicy_nets import MLP, DiscreteQ, fan_in_dense
+from rlfoundry.algos.offpolicy_nets import MLP, DiscreteQ, ensemble, fan_in_dense
 from rlfoundry.config import check_positive_ints, check_range, leaf, static
 
 
@@ -80,11 +80,8 @@ class DiscreteQEnsemble(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        ensemble = nn.vmap(
-            DiscreteQ, variable_axes={"params": 0}, split_rngs={"params": True},
-            in_axes=None, out_axes=0, axis_size=self.num_critics,
-        )
-        return ensemble(self.num_actions, self.hidden_sizes, self.activation)(obs)
+        critics = ensemble(DiscreteQ, self.num_critics)
+        return critics(self.num_actions, self.hidden_sizes, self.activation)(obs)
 
 
 class CategoricalActor(nn.Module):

@@ -41,6 +41,7 @@ from rlfoundry.discovery.objective_search import (
     DiscoveryConfig,
     ObjectiveSearch,
     final_return,
+    generation_stats,
     strong_types,
 )
 from rlfoundry.engine import algorithm_for
@@ -215,17 +216,7 @@ class GrooveSearch(ObjectiveSearch):
                                          antagonist)
         meta = GrooveState(es_state, keys["next"], meta.generation + 1, meta.ppo_returns,
                            buffer)
-        returns = out["returns"]
-        stats = {
-            "fitness_mean": fitness.mean(),
-            "fitness_max": fitness.max(),
-            "fitness_min": fitness.min(),
-            "return_mean": returns.mean(),
-            "return_max": returns.max(axis=0).mean(),
-            "theta_norm": theta_norm,
-            **level_stats,
-        }
-        stats = {k: float(v) for k, v in jax.device_get(stats).items()}
+        stats = generation_stats(fitness, out["returns"], theta_norm, **level_stats)
         self.host_seconds += (time.perf_counter() - t0) - (self.compiled_seconds - compiled0)
         return meta, stats
 

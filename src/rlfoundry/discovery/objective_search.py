@@ -130,6 +130,22 @@ class DiscoveryConfig:
         return drift_net_size(LEARNED[self.objective].num_inputs, self.hidden)
 
 
+def generation_stats(fitness: jax.Array, returns: jax.Array, theta_norm: jax.Array,
+                     **extra: jax.Array) -> dict[str, float]:
+    """One generation's log row on the host: fitness spread over the population, returns
+    ([population, tasks]: mean, and each task's best member averaged), the mean's norm."""
+    stats = {
+        "fitness_mean": fitness.mean(),
+        "fitness_max": fitness.max(),
+        "fitness_min": fitness.min(),
+        "return_mean": returns.mean(),
+        "return_max": returns.max(axis=0).mean(),
+        "theta_norm": theta_norm,
+        **extra,
+    }
+    return {k: float(v) for k, v in jax.device_get(stats).items()}
+
+
 def make_strategy(config: DiscoveryConfig, solution: jax.Array) -> Any:
     """The evosax strategy: OpenES (antithetic pairs, centred-rank fitness shaping, Adam on
     the mean, σ and learning rate decayed per generation) or any other evosax strategy by
@@ -284,15 +300,7 @@ class ObjectiveSearch:
         es_state, theta_norm = self.timed(self._tell, meta, es_state, thetas, fitness,
                                           keys["tell"])
         meta = MetaState(es_state, keys["next"], meta.generation + 1, meta.ppo_returns)
-        stats = {
-            "fitness_mean": fitness.mean(),
-            "fitness_max": fitness.max(),
-            "fitness_min": fitness.min(),
-            "return_mean": returns.mean(),
-            "return_max": returns.max(axis=0).mean(),
-            "theta_norm": theta_norm,
-        }
-        out = {k: float(v) for k, v in jax.device_get(stats).items()}
+        out = generation_stats(fitness, returns, theta_norm)
         self.host_seconds += (time.perf_counter() - t0) - (self.compiled_seconds - compiled0)
         return meta, out
 
