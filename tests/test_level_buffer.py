@@ -91,3 +91,12 @@ def test_scores():
     np.testing.assert_allclose(positive_value_loss(adv, mask), [1.0, 1.5])
     values = jnp.array([[0.2, 0.5], [0.4, 0.5]])
     np.testing.assert_allclose(max_mc(values, jnp.array([1.0, 0.5])), [0.7, 0.0], atol=1e-6)
+
+
+def test_level_hash_tells_float_parameters_apart():
+    """Continuous level parameters (e.g. a domain-randomised pole length) must not collide
+    when they share an integer part; -0.0 and 0.0 are the same level."""
+    h = lambda v: tuple(np.asarray(level_hash({"length": jnp.float32(v), "k": jnp.int32(3)})))
+    assert h(0.25) != h(0.75) != h(1.0)
+    assert h(0.0) == h(-0.0)
+    assert h(0.5) == h(0.5)

@@ -18,9 +18,18 @@ import jax.numpy as jnp
 from flax import struct
 
 
+def _bits(x: jax.Array) -> jax.Array:
+    """A leaf's contents as uint32 words: floats by their bit pattern (so 0.25 and 0.75 differ;
+    -0.0 is folded onto 0.0), integers and booleans by value."""
+    x = jnp.ravel(jnp.asarray(x))
+    if jnp.issubdtype(x.dtype, jnp.floating):
+        return jax.lax.bitcast_convert_type(x.astype(jnp.float32) + 0.0, jnp.uint32)
+    return x.astype(jnp.uint32)
+
+
 def level_hash(level: Any) -> jax.Array:
     """Two 32-bit hashes of a level's contents (collisions ~2^-64), for duplicate checks."""
-    leaves = [jnp.ravel(x).astype(jnp.uint32) for x in jax.tree.leaves(level)]
+    leaves = [_bits(x) for x in jax.tree.leaves(level)]
     flat = jnp.concatenate(leaves) if leaves else jnp.zeros((1,), jnp.uint32)
     idx = jnp.arange(flat.shape[0], dtype=jnp.uint32)
 
