@@ -78,3 +78,33 @@ def test_recurrent_smoke_run_learns():
 def test_recurrent_settings_are_checked():
     with pytest.raises(ConfigError, match="divisor of num_envs"):
         rf.UEDConfig(**{**CFG, "num_minibatches": 3, "num_steps": 48}).validate()
+
+
+def test_plain_evaluation_plays_the_recurrent_agent_with_its_memory(setup):
+    """``rlfoundry eval``/``render`` play any learner through ``Algorithm.make_policy``: for
+    the LSTM agent its memory is carried step to step (the same greedy actions as a full
+    sequence pass) and forgotten where an episode ends."""
+    from rlfoundry.algos.base import forget_where
+    from rlfoundry.curricula.ued import UED
+    from rlfoundry.experiment.evaluate import play
+
+    cfg, _, net, state = setup
+    policy = UED.make_policy(cfg, state, deterministic=True)
+    obs = jax.random.uniform(jax.random.PRNGKey(5), (6, 3, 54))
+    _, logits, _ = net.apply(state.ppo.params, net.initial_carry(3), obs,
+                             jnp.zeros((6, 3), bool))
+    memory = policy[0](3)
+    for t in range(6):
+        memory, action = policy[1](memory, obs[t], jax.random.PRNGKey(t))
+        np.testing.assert_array_equal(action, jnp.argmax(logits[t], -1))
+    done = jnp.array([True, False, True])
+    forgot = forget_where(policy, memory, done)
+    fresh = policy[0](3)
+    for m, f, old in zip(jax.tree.leaves(forgot), jax.tree.leaves(fresh),
+                         jax.tree.leaves(memory), strict=True):
+        np.testing.assert_array_equal(m[done], f[done])
+        np.testing.assert_array_equal(m[~done], old[~done])
+
+    returns, lengths, finished = jax.jit(play(cfg, UED, 3, 40, True))(state,
+                                                                       jax.random.PRNGKey(6))
+    assert returns.shape == (3,) and np.all(np.isfinite(returns)) and np.all(lengths <= 40)

@@ -29,10 +29,36 @@ from rlfoundry.envs import (
 from rlfoundry.errors import ConfigError
 from rlfoundry.rewards.spec import wrap_rewards
 
+Policy = tuple[Callable[[int], Any], Callable[[Any, jax.Array, jax.Array], tuple[Any, jax.Array]]]
+"""``(initial_memory(n), act(memory, obs, key) -> (memory, action))``: a trained policy played
+one step at a time over n environments; the memory is ``None`` for feed-forward agents and,
+e.g., an LSTM's state for recurrent ones."""
+
+
+def stateless_policy(act: Callable[[jax.Array, jax.Array], jax.Array]) -> Policy:
+    """A feed-forward ``act(obs, key) -> action`` as a :data:`Policy` with no memory."""
+    return (lambda n: None), (lambda memory, obs, key: (memory, act(obs, key)))
+
+
+def forget_where(policy: Policy, memory: Any, done: jax.Array) -> Any:
+    """The policy's memory with the environments whose episode just ended (``done``, [n])
+    set back to their initial memory, for playing several episodes in a row."""
+    if memory is None:
+        return None
+    fresh = policy[0](done.shape[0])
+    return jax.tree.map(
+        lambda m, f: jnp.where(done.reshape(done.shape + (1,) * (m.ndim - 1)), f, m),
+        memory, fresh,
+    )
+
 
 @dataclass(frozen=True)
 class Algorithm:
-    """A learner as the engine sees it."""
+    """A learner as the engine sees it.
+
+    ``act`` is the trained policy for one batch of observations; learners whose agent keeps
+    a memory (recurrent curricula agents) also give ``policy``, which evaluation and
+    rendering use through :meth:`make_policy`."""
 
     name: str
     config_cls: type
@@ -41,6 +67,13 @@ class Algorithm:
     act: Callable[[Any, Any, jax.Array, jax.Array, bool], jax.Array]
     action_spaces: tuple[str, ...] = ("discrete", "continuous")
     description: str = ""
+    policy: Callable[[Any, Any, bool], Policy] | None = None
+
+    def make_policy(self, config: Any, state: Any, deterministic: bool) -> Policy:
+        """The trained state's :data:`Policy` (one seed's state)."""
+        if self.policy is not None:
+            return self.policy(config, state, deterministic)
+        return stateless_policy(lambda obs, key: self.act(config, state, obs, key, deterministic))
 
     def num_updates(self, config: Any) -> int:
         return config.total_steps // self.steps_per_update(config)

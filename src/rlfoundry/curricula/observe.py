@@ -14,12 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-Policy = tuple[Callable[[int], Any], Callable[[Any, jax.Array, jax.Array], tuple[Any, jax.Array]]]
-
-
-def stateless_policy(act: Callable[[jax.Array, jax.Array], jax.Array]) -> Policy:
-    """A feed-forward ``act(obs, key) -> action`` as a :data:`Policy` with no memory."""
-    return (lambda n: None), (lambda carry, obs, key: (carry, act(obs, key)))
+from rlfoundry.algos.base import Policy, stateless_policy
 
 
 def agent_policy(config: Any, ppo_state: Any, deterministic: bool) -> Policy:

@@ -28,14 +28,14 @@ from flax import struct
 
 from rlfoundry.algos import ppo as feedforward
 from rlfoundry.algos import recurrent as lstm
-from rlfoundry.algos.base import Algorithm, make_env_stack, validate_common
+from rlfoundry.algos.base import Algorithm, Policy, make_env_stack, validate_common
 from rlfoundry.algos.ppo import PPOConfig, PPOState
 from rlfoundry.algos.rollout import EnvCarry, episode_metrics
 from rlfoundry.config import check_range, leaf, static
 from rlfoundry.curricula import paired
 from rlfoundry.curricula.level_buffer import LevelBuffer
 from rlfoundry.curricula.levels import level_space
-from rlfoundry.curricula.observe import heldout_check, level_complexity
+from rlfoundry.curricula.observe import agent_policy, heldout_check, level_complexity
 from rlfoundry.curricula.scores import max_mc, positive_value_loss
 from rlfoundry.errors import ConfigError
 
@@ -253,12 +253,17 @@ def update(config: UEDConfig, state: Any) -> tuple[Any, dict[str, jax.Array]]:
 
 def act(config: UEDConfig, state: Any, obs: jax.Array, key: jax.Array,
         deterministic: bool) -> jax.Array:
-    """The agent's action with no memory: feed-forward agents only (evaluate recurrent ones
-    with :func:`rlfoundry.curricula.observe.agent_policy`, as ``eval --mazes`` does)."""
+    """The agent's action with no memory: feed-forward agents only (evaluation and rendering
+    play recurrent ones through :data:`UED`'s ``policy``, which carries the LSTM's state)."""
     if config.recurrent:
-        raise ConfigError("this run's agent is recurrent (an LSTM); evaluate it on mazes with "
-                          "`rlfoundry eval RUN --mazes heldout|FILE|DIR` instead.")
+        raise ConfigError("this run's agent is recurrent (an LSTM): play it through "
+                          "UED.make_policy(config, state, deterministic), which keeps its memory.")
     return feedforward.act(config, state.ppo, obs, key, deterministic)
+
+
+def policy(config: UEDConfig, state: Any, deterministic: bool) -> Policy:
+    """The curriculum's agent as a :data:`Policy`, feed-forward or recurrent."""
+    return agent_policy(config, state.ppo, deterministic)
 
 
 UED = Algorithm(
@@ -267,5 +272,6 @@ UED = Algorithm(
     init=init,
     update=update,
     act=act,
+    policy=policy,
     description="PPO on a curriculum of levels: DR, PLR, robust PLR, ACCEL, PAIRED",
 )

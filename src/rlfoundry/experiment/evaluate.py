@@ -119,23 +119,26 @@ def play(config: Any, algo: Any, num_envs: int, cap: int, deterministic: bool) -
         obs, env_state = stack.env.reset(reset_key, stack.params)
         env_state, obs = freeze_observation_stats(stack, env_state, obs, state, reset_key)
         zeros = jnp.zeros((num_envs,))
+        initial_memory, act = algo.make_policy(config, state, deterministic)
 
         def cond(c: tuple) -> jax.Array:
-            return (c[-1] < cap) & ~jnp.all(c[3])
+            return (c[-1] < cap) & ~jnp.all(c[4])
 
         def body(c: tuple) -> tuple:
-            env_state, obs, key, done, ret, length, t = c
+            env_state, obs, memory, key, done, ret, length, t = c
             key, act_key, step_key = jax.random.split(key, 3)
-            action = algo.act(config, state, obs, act_key, deterministic)
+            memory, action = act(memory, obs, act_key)
             obs, env_state, _, _, _, info = stack.env.step(step_key, env_state, action,
                                                            stack.params)
             ret = jnp.where(done, ret, info["episode_return"])
             length = jnp.where(done, length, info["episode_length"])
-            return env_state, obs, key, done | info["episode_done"], ret, length, t + 1
+            return (env_state, obs, memory, key, done | info["episode_done"], ret, length,
+                    t + 1)
 
-        init = (env_state, obs, key, jnp.zeros((num_envs,), bool), zeros, zeros, 0)
+        init = (env_state, obs, initial_memory(num_envs), key,
+                jnp.zeros((num_envs,), bool), zeros, zeros, 0)
         out = jax.lax.while_loop(cond, body, init)
-        return out[4], out[5], out[3]
+        return out[5], out[6], out[4]
 
     return run
 

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rlfoundry.curricula.observe import agent_policy, play_episodes, stateless_policy
+from rlfoundry.curricula.observe import play_episodes
 from rlfoundry.envs import EpisodeStatistics, VectorEnv
 from rlfoundry.envs.maze import Maze
 from rlfoundry.envs.maze_heldout import load_mazes, stack_params
@@ -52,11 +52,7 @@ def solve_rates(
     cap = int(np.max(np.asarray(params.max_steps_in_episode))) + 1
 
     def run(state: Any, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        if algo.name == "ued":  # the curriculum's agent, possibly recurrent
-            policy = agent_policy(config, state.ppo, deterministic)
-        else:
-            policy = stateless_policy(lambda obs, k: algo.act(config, state, obs, k,
-                                                              deterministic))
+        policy = algo.make_policy(config, state, deterministic)  # keeps an LSTM's memory
         return play_episodes(env, params, policy, key, cap)
 
     keys = jax.random.split(jax.random.PRNGKey(seed), len(seeds))

@@ -144,7 +144,7 @@ def record(config: Any, algo: Any, state: Any, key: jax.Array, steps: int,
            deterministic: bool) -> tuple[Any, np.ndarray, np.ndarray]:
     """Play ``steps`` steps in one env; returns the innermost states [steps + 1] (reset
     state first), whether an episode ended at each step, and the returns of ended ones."""
-    from rlfoundry.algos.base import make_env_stack
+    from rlfoundry.algos.base import forget_where, make_env_stack
     from rlfoundry.experiment.evaluate import freeze_observation_stats
 
     stack = make_env_stack(config, num_envs=1, update_stats=False)
@@ -154,17 +154,20 @@ def record(config: Any, algo: Any, state: Any, key: jax.Array, steps: int,
         obs, env_state = stack.env.reset(reset_key, stack.params)
         env_state, obs = freeze_observation_stats(stack, env_state, obs, state, reset_key)
 
+        policy = algo.make_policy(config, state, deterministic)
+
         def step(c: tuple, k: jax.Array) -> tuple:
-            env_state, obs = c
+            env_state, obs, memory = c
             act_key, step_key = jax.random.split(k)
-            action = algo.act(config, state, obs, act_key, deterministic)
+            memory, action = policy[1](memory, obs, act_key)
             obs, env_state, _, _, _, info = stack.env.step(step_key, env_state, action,
                                                            stack.params)
+            memory = forget_where(policy, memory, info["episode_done"])  # next episode
             out = (innermost_state(env_state), info["episode_done"][0],
                    info["episode_return"][0])
-            return (env_state, obs), out
+            return (env_state, obs, memory), out
 
-        _, (states, done, ret) = jax.lax.scan(step, (env_state, obs),
+        _, (states, done, ret) = jax.lax.scan(step, (env_state, obs, policy[0](1)),
                                               jax.random.split(key, steps))
         return innermost_state(env_state), states, done, ret
 
