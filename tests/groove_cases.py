@@ -80,3 +80,24 @@ def test_ray_backend_gives_the_vmap_backends_fitness():
     vmap_returns = np.asarray(vmap_search.backend.evaluate(vmap_search, thetas, key))
     np.testing.assert_array_equal(np.asarray(ray_returns), vmap_returns)
     assert len(np.unique(vmap_returns)) > 1
+
+
+def test_heldout_returns_match_single_runs():
+    """The held-out evaluation vmaps over seeds and levels in one program (before the LAPACK
+    fix this shape hung jaxlib every time); each entry equals that (seed, level)'s own run."""
+    from rlfoundry.algos.ppo import PPOConfig
+    from rlfoundry.curricula.levels import level_space
+    from rlfoundry.discovery.groove import final_return, heldout_returns, train_on_level
+    from rlfoundry.envs import make
+
+    cfg = PPOConfig(env="Gridworld-random-v0", **dict(INNER))
+    levels = jax.vmap(level_space(cfg.env).generate, in_axes=(0, None))(
+        jax.random.split(jax.random.PRNGKey(3), 3), make(cfg.env)[1])
+    keys = jax.random.split(jax.random.PRNGKey(4), 2)
+    table = np.asarray(heldout_returns(cfg, levels, keys, 0.5))
+    assert table.shape == (2, 3)
+    one = jax.jit(lambda level, k: final_return(train_on_level(cfg, level, k)[1], 0.5))
+    for s in range(2):
+        for i in range(3):
+            level = jax.tree.map(lambda x, i=i: x[i], levels)
+            np.testing.assert_allclose(table[s, i], one(level, keys[s]), rtol=1e-5, atol=1e-6)

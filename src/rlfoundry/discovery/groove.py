@@ -42,6 +42,7 @@ from rlfoundry.discovery.objective_search import (
     ObjectiveSearch,
     final_return,
     generation_stats,
+    shard_population,
     strong_types,
 )
 from rlfoundry.engine import algorithm_for
@@ -90,7 +91,7 @@ class GrooveSearch(ObjectiveSearch):
         super().__init__(config, backend)
 
     def programs(self) -> dict[str, Any]:
-        return {"ask": self.ask, "select": self.select, "evaluate_level": self.evaluate_level,
+        return {"ask": self.ask, "select": self.select, "evaluate": self.evaluate,
                 "antagonist": self.antagonist_returns, "fitness": self.fitness,
                 "tell": self.tell, "curate": self.curate}
 
@@ -144,19 +145,13 @@ class GrooveSearch(ObjectiveSearch):
 
         return jax.vmap(member, in_axes=(batch_axes(cfg, ("objective.theta",)),))(cfg)
 
-    def evaluate_population(self, thetas: jax.Array, levels: Any, key: jax.Array
-                            ) -> dict[str, jax.Array]:
-        """Step 3: [P, L] returns and scores, one compiled population program per level in
-        turn. Bigger programs (members x levels in one vmap) hung jaxlib 0.10.2's CPU
-        runtime in this benchmark; per-level calls cost the host almost nothing."""
+    def evaluate(self, thetas: jax.Array, levels: Any, key: jax.Array) -> dict[str, jax.Array]:
+        """Step 3: [P, L] returns and scores, every (member, level) pair in one program
+        (each level with its own inner seed, shared by all members)."""
         keys = jax.random.split(key, self.config.levels)
-        returns, scores = [], []
-        for i in range(self.config.levels):
-            level = jax.tree.map(lambda x, i=i: x[i], levels)
-            r, s = self.timed(self._evaluate_level, thetas, level, keys[i])
-            returns.append(r)
-            scores.append(s)
-        return {"returns": jnp.stack(returns, 1), "scores": jnp.stack(scores, 1)}
+        returns, scores = jax.vmap(self.evaluate_level, in_axes=(None, 0, 0))(
+            shard_population(thetas), levels, keys)
+        return {"returns": returns.T, "scores": scores.T}
 
     def antagonist_returns(self, levels: Any, key: jax.Array) -> jax.Array:
         """Step 4: the antagonist's final return on every level, [L]."""
@@ -224,18 +219,12 @@ class GrooveSearch(ObjectiveSearch):
 def heldout_returns(config: Any, levels: Any, keys: jax.Array,
                     fraction: float = 0.25) -> jax.Array:
     """Final return of ``config`` (any learner and objective) trained from scratch on each
-    of ``levels`` with each key: [seeds, levels]. The held-out evaluation of a learned
-    objective: ``config = inner.replace(objective=learned)``. One compiled single run,
-    called per (seed, level): vmapping this over seeds hung jaxlib 0.10.2's CPU runtime
-    every time on Gridworld-random-v0 levels (see docs/discovery.md)."""
-    run = _RUN_PROGRAMS.setdefault(fraction, jax.jit(
-        lambda c, level, k: final_return(train_on_level(c, level, k)[1], fraction)))
-    count = jax.tree.leaves(levels)[0].shape[0]
-    rows = []
-    for key in keys:
-        rows.append(jnp.stack([run(config, jax.tree.map(lambda x, i=i: x[i], levels), key)
-                               for i in range(count)]))
-    return jnp.stack(rows)
+    of ``levels`` with each key: [seeds, levels], all runs in one compiled program. The
+    held-out evaluation of a learned objective: ``config = inner.replace(objective=learned)``."""
+    run = _RUN_PROGRAMS.setdefault(fraction, jax.jit(jax.vmap(jax.vmap(
+        lambda c, level, k: final_return(train_on_level(c, level, k)[1], fraction),
+        in_axes=(None, 0, None)), in_axes=(None, None, 0))))
+    return run(config, levels, keys)
 
 
 _RUN_PROGRAMS: dict[float, Any] = {}

@@ -239,7 +239,7 @@ class ObjectiveSearch:
         with the same inner seed (common random numbers), so fitness differences come
         from the objectives, not from luck. Pure per member, so any split of the
         population (Ray shards) gives the same numbers."""
-        return self.task_returns(_shard_population(thetas), key).T
+        return self.task_returns(shard_population(thetas), key).T
 
     def evaluate_population(self, thetas: jax.Array, *args: Any) -> Any:
         """Step 2 on the host: the compiled evaluation (what a backend runs per shard)."""
@@ -314,7 +314,7 @@ def strong_types(tree: Any) -> Any:
     return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.asarray(x).dtype), tree)
 
 
-def _shard_population(thetas: jax.Array) -> jax.Array:
+def shard_population(thetas: jax.Array) -> jax.Array:
     """Spread the population axis over the local devices when there are several."""
     devices = jax.devices()
     if len(devices) < 2 or thetas.shape[0] % len(devices):
