@@ -15,7 +15,9 @@ Usage:
 
 Each row's run folder is ``bench/results/scores/<row>/`` and its numbers are cached in
 ``bench/results/scores/<row>.json``; a row with a cache is not re-run (``--rerun`` forces
-it), so the long table can be built over several sessions. The last output line is JSON.
+it), and a row whose training was interrupted (the 1e7-step MinAtar rows take hours on
+2 CPU cores) is resumed from its last checkpoint, so the long table can be built over
+several sessions. The last output line is JSON.
 """
 
 from __future__ import annotations
@@ -105,13 +107,23 @@ def log(msg: str) -> None:
     print(f"[scores] {msg}", file=sys.stderr, flush=True)
 
 
-def run_row(row: Row, seeds: int, episodes: int) -> dict:
-    """Train, evaluate and summarise one row (its run folder is overwritten)."""
+def unfinished(folder: Path) -> bool:
+    """A run folder with a checkpoint but no final summary (training was interrupted)."""
+    ckpt = folder / "checkpoints"
+    return (not (folder / "summary.json").exists() and ckpt.is_dir()
+            and any(ckpt.iterdir()))
+
+
+def run_row(row: Row, seeds: int, episodes: int, resume: bool = True) -> dict:
+    """Train, evaluate and summarise one row (its run folder is overwritten, or resumed
+    when ``resume`` and it holds an interrupted run)."""
     folder = RESULTS / row.name
     cmd = [*RLF, "train", "--preset", row.preset, "--env", row.env, "--seeds", str(seeds),
            "--run-dir", str(folder), "--overwrite", "--no-progress", *row.flags]
     for s in row.sets:
         cmd += ["--set", s]
+    if resume and unfinished(folder):  # a long row interrupted earlier: continue it
+        cmd = [*RLF, "train", "--resume", str(folder), "--no-progress"]
     log(" ".join(cmd[2:]))
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -189,7 +201,8 @@ def main() -> int:
                         help="all, classic, minatar, or comma-separated row names")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--episodes", type=int, default=20, help="eval episodes per seed")
-    parser.add_argument("--rerun", action="store_true", help="ignore cached rows")
+    parser.add_argument("--rerun", action="store_true",
+                        help="ignore cached rows and start interrupted ones afresh")
     parser.add_argument("--table", action="store_true", help="only rebuild docs/scores.md")
     args = parser.parse_args()
 
@@ -206,7 +219,7 @@ def main() -> int:
             cache = RESULTS / f"{name}.json"
             if cache.exists() and not args.rerun:
                 continue
-            result = run_row(ROWS[name], args.seeds, args.episodes)
+            result = run_row(ROWS[name], args.seeds, args.episodes, resume=not args.rerun)
             cache.write_text(json.dumps(result, indent=1))
             log(f"{name}: eval {result['eval_mean']:.1f} {result['eval_ci95']} "
                 f"in {result['wall_seconds']:.0f} s")
