@@ -24,6 +24,7 @@ from rlfoundry.language.learners import (
     TokenBatch,
     TokenPPOConfig,
     model_for,
+    text_env,
     token_loss,
 )
 from rlfoundry.language.trajectory import Layout, rebuild_tokens, rollout, token_scores
@@ -279,12 +280,10 @@ def _gpt2_numpy(t, tokens, n_layer, n_head):
     return ln(x, t["ln_f.weight"], t["ln_f.bias"]) @ t["wte.weight"].T
 
 
-def test_gpt2_checkpoint_loads_from_a_local_folder(tmp_path):
+def _tiny_gpt2(folder, d=16, n_layer=2, n_head=2, vocab=11, pos=12):
+    """A randomly initialised GPT-2 checkpoint folder (GPT2Model layout: no prefix)."""
     from safetensors.numpy import save_file
 
-    from rlfoundry.language.hf_adapter import load_pretrained, save_pretrained
-
-    d, n_layer, n_head, vocab, pos = 16, 2, 2, 11, 12
     rng = np.random.default_rng(0)
     shapes = {"wte.weight": (vocab, d), "wpe.weight": (pos, d), "ln_f.weight": (d,),
               "ln_f.bias": (d,)}
@@ -296,11 +295,20 @@ def test_gpt2_checkpoint_loads_from_a_local_folder(tmp_path):
                        f"h.{i}.mlp.c_fc.weight": (d, 4 * d), f"h.{i}.mlp.c_fc.bias": (4 * d,),
                        f"h.{i}.mlp.c_proj.weight": (4 * d, d), f"h.{i}.mlp.c_proj.bias": (d,)})
     tensors = {k: rng.normal(0, 0.3, s).astype(np.float32) for k, s in shapes.items()}
-    save_file(tensors, str(tmp_path / "model.safetensors"))  # GPT2Model layout: no prefix
-    (tmp_path / "config.json").write_text(json.dumps({
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({
         "model_type": "gpt2", "vocab_size": vocab, "n_positions": pos, "n_embd": d,
         "n_layer": n_layer, "n_head": n_head, "activation_function": "gelu_new",
         "layer_norm_epsilon": 1e-5}))
+    return tensors
+
+
+def test_gpt2_checkpoint_loads_from_a_local_folder(tmp_path):
+    from rlfoundry.language.hf_adapter import load_pretrained, save_pretrained
+
+    n_layer, n_head = 2, 2
+    tensors = _tiny_gpt2(tmp_path, n_layer=n_layer, n_head=n_head)
     model, params = load_pretrained(tmp_path)
     tokens = np.array([3, 1, 4, 1, 5, 9, 2, 6])
     logits, _ = model.apply(params, jnp.asarray(tokens[None]))
@@ -311,6 +319,74 @@ def test_gpt2_checkpoint_loads_from_a_local_folder(tmp_path):
                                   np.asarray(logits))
     with pytest.raises(ConfigError, match="nothing is downloaded"):
         load_pretrained(tmp_path / "missing")
+
+
+def _gpt2_for_guess(folder, extra=()):
+    """A tiny GPT-2 whose tokenizer (vocab.json, byte-level 'Ġ' = leading space) holds
+    TextGuess-v0's words among others, with end-of-text last, as in GPT-2."""
+    words = ["hello", "Ġthe", "<", "Ġ>", "Ġ=", "?", "Ġ?", "Ġstart", *extra,
+             *[f"Ġ{n}" for n in range(1, 17)], "Ġ<", "world"]
+    table = {w: i for i, w in enumerate(words)}
+    table["<|endoftext|>"] = len(table)
+    tensors = _tiny_gpt2(folder, vocab=len(table), pos=20)
+    (folder / "vocab.json").write_text(json.dumps(table))
+    return table, tensors
+
+
+def test_pretrained_model_speaks_the_environments_vocabulary(tmp_path):
+    """Words map to their single tokenizer token (the space-prefixed one when both exist);
+    the mapped model embeds environment ids as those tokens and its logits are the full
+    model's at those tokens (<pad>, sharing end-of-text with <eot>, is never generated)."""
+    from rlfoundry.language.hf_adapter import env_token_ids, load_for_env, load_pretrained
+
+    table, _ = _gpt2_for_guess(tmp_path)
+    env = text_env("TextGuess-v0")
+    ids = env_token_ids(env.vocab, tmp_path)
+    eos = table["<|endoftext|>"]
+    assert ids[:2] == (eos, eos)
+    assert ids[env.vocab.id("<")] == table["Ġ<"] and ids[env.vocab.id("?")] == table["Ġ?"]
+    assert ids[env.vocab.id("12")] == table["Ġ12"]
+
+    model, params = load_for_env(tmp_path, env.vocab, 15)
+    full, full_params = load_pretrained(tmp_path)
+    env_tokens = np.array([[2, 14, 1, 4, 16, 1, 3]])
+    logits, _ = model.apply(params, jnp.asarray(env_tokens))
+    ref, _ = full.apply(full_params, jnp.asarray(np.asarray(ids)[env_tokens]))
+    np.testing.assert_allclose(np.asarray(logits[..., 1:]),
+                               np.asarray(ref)[..., np.asarray(ids[1:])], atol=1e-5)
+    assert np.all(np.asarray(logits[..., 0]) < -1e30)
+
+    bad = tmp_path / "bad"
+    _gpt2_for_guess(bad)
+    table = json.loads((bad / "vocab.json").read_text())
+    del table["Ġ7"]
+    (bad / "vocab.json").write_text(json.dumps(table))
+    with pytest.raises(ConfigError, match="'7' is not a single token"):
+        env_token_ids(env.vocab, bad)
+    with pytest.raises(ConfigError, match="exceed"):
+        load_for_env(tmp_path, env.vocab, 21)
+
+
+def test_grpo_trains_a_pretrained_checkpoint(tmp_path):
+    """``pretrained=FOLDER``: the run starts from the checkpoint's weights (its reference
+    policy too) and its updates change them; trajectories stay in environment ids."""
+    from rlfoundry.language.hf_adapter import load_pretrained
+
+    _gpt2_for_guess(tmp_path)
+    cfg = GRPOConfig(pretrained=str(tmp_path), num_envs=8, group_size=4, total_steps=8 * 5 * 2,
+                     ent_coef=0.01)  # a gradient even if every dialogue fails
+    cfg.validate()
+    trainer = rlfoundry.Trainer(cfg, seeds=1, chunk_updates=2)
+    start = trainer.init()
+    _, ckpt = load_pretrained(tmp_path)
+    np.testing.assert_array_equal(np.asarray(start.params["params"]["wte"]["embedding"][0]),
+                                  ckpt["params"]["wte"]["embedding"])
+    state, metrics = trainer.run(start)
+    assert np.all(np.isfinite(metrics["episode_return"]))
+    assert not np.allclose(state.params["params"]["blocks_0"]["c_fc"]["kernel"],
+                           start.params["params"]["blocks_0"]["c_fc"]["kernel"])
+    np.testing.assert_array_equal(np.asarray(state.ref_params["params"]["wte"]["embedding"]),
+                                  np.asarray(start.params["params"]["wte"]["embedding"]))
 
 
 # --- learning ------------------------------------------------------------------------

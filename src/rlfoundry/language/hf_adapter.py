@@ -6,6 +6,14 @@ into :class:`~rlfoundry.language.transformer.TransformerLM`, which has GPT-2's
 architecture. Nothing is downloaded: point ``load_pretrained`` at a folder saved with
 ``save_pretrained`` (ours or ``transformers``'). Only the ``safetensors`` reader is
 needed (no torch). The value head, which GPT-2 lacks, starts at zero.
+
+To train such a model on a text environment, :func:`env_token_ids` maps each word of the
+environment's declared vocabulary to the checkpoint tokenizer's id for it (read from the
+folder's ``tokenizer.json`` or ``vocab.json``; every word must be one token, as GPT-2's
+byte-level BPE writes it after a space: ``Ġ12``), and :func:`load_for_env` returns the
+model reading and writing environment ids (``TransformerLM.token_ids``) with the
+checkpoint's weights, its position table cut to the dialogue's length. The learners do
+this when given ``pretrained=FOLDER``.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import numpy as np
 
 from rlfoundry.errors import ConfigError
 from rlfoundry.language.transformer import LN_EPS, TransformerLM
+from rlfoundry.language.vocab import EOT, PAD, Vocab
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 # our parameter path -> GPT-2 tensor name (per block: {i})
@@ -109,3 +118,68 @@ def save_pretrained(model: TransformerLM, params: Any, path: str | Path) -> Path
            "tie_word_embeddings": True}
     (folder / CONFIG).write_text(json.dumps(cfg, indent=2))
     return folder
+
+
+def _tokenizer_vocab(folder: Path) -> tuple[dict[str, int], int | None]:
+    """The checkpoint tokenizer's token -> id table and its end-of-text id."""
+    fast, slow = folder / "tokenizer.json", folder / "vocab.json"
+    if fast.is_file():
+        data = json.loads(fast.read_text())
+        table = dict(data["model"]["vocab"])
+        table.update({t["content"]: int(t["id"]) for t in data.get("added_tokens", [])})
+    elif slow.is_file():
+        table = json.loads(slow.read_text())
+    else:
+        raise ConfigError(f"{folder} has no tokenizer (tokenizer.json or vocab.json); save the "
+                          "checkpoint's tokenizer next to its weights.")
+    eos = None
+    tok_cfg = folder / "tokenizer_config.json"
+    if tok_cfg.is_file():
+        name = json.loads(tok_cfg.read_text()).get("eos_token")
+        name = name.get("content") if isinstance(name, dict) else name
+        eos = table.get(name) if name else None
+    if eos is None:
+        eos = table.get("<|endoftext|>")
+    return table, eos
+
+
+def env_token_ids(vocab: Vocab, folder: str | Path) -> tuple[int, ...]:
+    """The checkpoint's token id for every token of ``vocab``: ``<eot>`` (and ``<pad>``,
+    which the model then never generates) -> end-of-text; a word -> ``Ġword`` (the word
+    after a space, as it appears in running text), else ``word``. One-line errors name a
+    word that is not a single token, and words that would share one id."""
+    folder = Path(folder)
+    table, eos = _tokenizer_vocab(folder)
+    if eos is None:
+        raise ConfigError(f"{folder}'s tokenizer has no end-of-text token (<|endoftext|> or "
+                          "tokenizer_config.json's eos_token) to play <eot>.")
+    ids: list[int] = []
+    for i, word in enumerate(vocab.tokens):
+        if i in (PAD, EOT):
+            ids.append(int(eos))
+            continue
+        found = table.get("\u0120" + word, table.get(word))
+        if found is None:
+            raise ConfigError(f"the environment word {word!r} is not a single token of "
+                              f"{folder}'s tokenizer (tried {'Ġ' + word!r} and {word!r}).")
+        ids.append(int(found))
+    words = {}
+    for word, tid in zip(vocab.tokens[2:], ids[2:], strict=True):
+        if tid in words or tid == eos:
+            raise ConfigError(f"environment words {words.get(tid, '<eot>')!r} and {word!r} "
+                              f"map to the same token {tid} of {folder}'s tokenizer.")
+        words[tid] = word
+    return tuple(ids)
+
+
+def load_for_env(path: str | Path, vocab: Vocab, length: int) -> tuple[TransformerLM, Any]:
+    """A local GPT-2 checkpoint as a policy over ``vocab`` for dialogues of ``length``
+    tokens: the model (``token_ids`` set, ``max_len = length``) and its parameters."""
+    model, params = load_pretrained(path)
+    if length > model.max_len:
+        raise ConfigError(f"dialogues of {length} tokens exceed {path}'s {model.max_len} "
+                          "positions; shorten the dialogue (num_steps) or use a larger model.")
+    params["params"]["wpe"]["embedding"] = params["params"]["wpe"]["embedding"][:length]
+    mapped = TransformerLM(model.vocab_size, length, model.d_model, model.num_layers,
+                           model.num_heads, token_ids=env_token_ids(vocab, path))
+    return mapped, params

@@ -23,6 +23,7 @@ al., 2025). ``total_steps`` counts environment turns, ``num_envs`` dialogues per
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -43,6 +44,7 @@ from rlfoundry.language.advantages import (
     turn_returns,
     turn_to_tokens,
 )
+from rlfoundry.language.hf_adapter import load_for_env
 from rlfoundry.language.text_env import TextEnv
 from rlfoundry.language.trajectory import (
     Layout,
@@ -51,6 +53,7 @@ from rlfoundry.language.trajectory import (
     scores_from_logits,
 )
 from rlfoundry.language.transformer import TransformerLM
+from rlfoundry.language.vocab import Vocab
 from rlfoundry.objectives import Objective, PPOClip
 
 KL_ESTIMATORS = ("k1", "k3")
@@ -76,6 +79,7 @@ class TextPGConfig(struct.PyTreeNode):
     d_model: int = static(64)
     num_layers: int = static(2)
     num_heads: int = static(4)
+    pretrained: str = static("")
     kl_estimator: str = static("k3")
     step_key: str = static("history")
     anneal_lr: bool = static(False)
@@ -111,7 +115,9 @@ class TextPGConfig(struct.PyTreeNode):
         if self.num_envs % self.num_minibatches:
             raise ConfigError(f"num_envs={self.num_envs} dialogues do not divide into "
                               f"num_minibatches={self.num_minibatches}; pick a divisor.")
-        if self.d_model % self.num_heads:
+        if self.pretrained:  # the folder, its tokenizer and the vocabulary mapping
+            model_for(self, env)
+        elif self.d_model % self.num_heads:
             raise ConfigError(f"d_model={self.d_model} must be a multiple of "
                               f"num_heads={self.num_heads}.")
         if self.step_key not in STEP_KEYS:
@@ -176,9 +182,20 @@ def layout(config: TextPGConfig, env: TextEnv | None = None) -> Layout:
 
 
 def model_for(config: TextPGConfig, env: TextEnv | None = None) -> TransformerLM:
+    """The policy: a from-scratch transformer over the environment's vocabulary, or with
+    ``pretrained`` a local GPT-2 checkpoint reading and writing the environment's ids (its
+    own width and depth; ``d_model``, ``num_layers`` and ``num_heads`` are then unused)."""
     env = env or text_env(config.env)
-    return TransformerLM(len(env.vocab), layout(config, env).length, config.d_model,
-                         config.num_layers, config.num_heads)
+    length = layout(config, env).length
+    if config.pretrained:
+        return _pretrained(config.pretrained, env.vocab.tokens, length)[0]
+    return TransformerLM(len(env.vocab), length, config.d_model, config.num_layers,
+                         config.num_heads)
+
+
+@functools.lru_cache(maxsize=4)
+def _pretrained(path: str, tokens: tuple[str, ...], length: int) -> tuple[TransformerLM, Any]:
+    return load_for_env(path, Vocab(tokens[2:]), length)
 
 
 class TextState(struct.PyTreeNode):
@@ -222,7 +239,12 @@ def optimizer(config: TextPGConfig) -> optax.GradientTransformation:
 def init(config: TextPGConfig, key: jax.Array) -> TextState:
     model = model_for(config)
     key, init_key = jax.random.split(key)
-    params = model.init(init_key, jnp.zeros((1, model.max_len), jnp.int32))
+    if config.pretrained:  # the checkpoint's weights (every seed starts from them)
+        env = text_env(config.env)
+        params = jax.tree.map(jnp.asarray, _pretrained(
+            config.pretrained, env.vocab.tokens, layout(config, env).length)[1])
+    else:
+        params = model.init(init_key, jnp.zeros((1, model.max_len), jnp.int32))
     return TextState(params, optimizer(config).init(params), params, key, jnp.int32(0))
 
 

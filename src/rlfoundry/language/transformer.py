@@ -58,7 +58,11 @@ class Block(nn.Module):
 class TransformerLM(nn.Module):
     """Causal LM over ``vocab_size`` tokens and at most ``max_len`` positions.
 
-    Returns ``(logits [..., V], value [...])`` for every position.
+    Returns ``(logits [..., V], value [...])`` for every position. With ``token_ids`` (a
+    pretrained model's id for each token of an environment's vocabulary, see
+    :func:`rlfoundry.language.hf_adapter.env_token_ids`) it reads and writes environment
+    ids: inputs are embedded as their model tokens and logits cover the environment's
+    tokens only (V = len(token_ids)), so trajectories never leave the environment's ids.
     """
 
     vocab_size: int
@@ -66,6 +70,7 @@ class TransformerLM(nn.Module):
     d_model: int = 64
     num_layers: int = 2
     num_heads: int = 4
+    token_ids: tuple[int, ...] | None = None
 
     def setup(self) -> None:
         self.wte = nn.Embed(self.vocab_size, self.d_model,
@@ -76,14 +81,26 @@ class TransformerLM(nn.Module):
         self.ln_f = nn.LayerNorm(epsilon=LN_EPS)
         self.value_head = nn.Dense(1, kernel_init=nn.initializers.zeros)
 
+    def _embed(self, tokens: jax.Array) -> jax.Array:
+        if self.token_ids is not None:
+            tokens = jnp.asarray(self.token_ids, jnp.int32)[tokens]
+        return self.wte(tokens)
+
     def _heads(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         h = self.ln_f(x)
-        return self.wte.attend(h), self.value_head(h)[..., 0]
+        if self.token_ids is None:
+            logits = self.wte.attend(h)
+        else:  # tied output layer, only the environment's rows
+            rows = jnp.take(self.wte.embedding, jnp.asarray(self.token_ids, jnp.int32), axis=0)
+            logits = h @ rows.T
+            if self.token_ids[0] in self.token_ids[1:]:  # <pad> shares a model token: never say it
+                logits = logits.at[..., 0].set(jnp.finfo(logits.dtype).min)
+        return logits, self.value_head(h)[..., 0]
 
     def __call__(self, tokens: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Score ``tokens`` [B, T]: logits [B, T, V] and values [B, T]."""
         t = tokens.shape[-1]
-        x = self.wte(tokens) + self.wpe(jnp.arange(t))
+        x = self._embed(tokens) + self.wpe(jnp.arange(t))
         mask = jnp.tril(jnp.ones((t, t), bool))
         for block in self.blocks:
             x, _ = block(x, mask)
@@ -94,7 +111,7 @@ class TransformerLM(nn.Module):
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Feed ``token`` [B] at position ``pos``; ``cache`` [layers, 2, B, max_len, H, hd]
         holds earlier keys/values. Returns logits [B, V], value [B] and the new cache."""
-        x = self.wte(token)[:, None] + self.wpe(pos)
+        x = self._embed(token)[:, None] + self.wpe(pos)
         mask = (jnp.arange(self.max_len) <= pos)[None, :]
         layers = []
         for i, block in enumerate(self.blocks):
