@@ -15,7 +15,8 @@ on each of the 13 held-out mazes per seed. Solve rates are means over seeds with
 bootstrap CIs. ``--speed`` times robust PLR updates at JaxUED's maze_plr.py defaults (LSTM
 256, 32 envs x 256 steps, 5 epochs of one minibatch, buffer 4000, replay 0.8, MaxMC) in
 rlfoundry and, if given its venv and script, in JaxUED itself, in the same run. Prints a
-table and a final JSON line.
+table and a final JSON line. Each method's result is cached in ``bench/results/ued/`` as
+soon as it finishes (``--rerun`` retrains), so an interrupted run keeps what it finished.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -35,6 +37,7 @@ from rlfoundry.experiment.configure import resolve
 from rlfoundry.experiment.maze_eval import solve_rates
 from rlfoundry.experiment.stats import mean_ci
 
+RESULTS = Path(__file__).resolve().parent / "results" / "ued"
 METHODS = {"dr": "ued-maze-dr", "robust_plr": "ued-maze-plr", "accel": "ued-maze-accel",
            "paired": "ued-maze-paired"}
 
@@ -103,7 +106,7 @@ def time_ours(updates: int) -> dict[str, float]:
 
 
 def time_jaxued(python: str, script: str, updates: int) -> dict[str, Any]:
-    helper = str(__import__("pathlib").Path(__file__).with_name("jaxued_plr_speed.py"))
+    helper = str(Path(__file__).with_name("jaxued_plr_speed.py"))
     cmd = [python, helper, script, "--updates", str(updates), "--", *JAXUED_FLAGS]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd="/tmp")
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
@@ -124,6 +127,8 @@ def main() -> None:
     p.add_argument("--speed-updates", type=int, default=3)
     p.add_argument("--jaxued-python", default=None)
     p.add_argument("--jaxued-script", default=None)
+    p.add_argument("--rerun", action="store_true",
+                   help="train methods whose results are cached in bench/results/ued/")
     args = p.parse_args()
 
     from rich.console import Console
@@ -133,8 +138,15 @@ def main() -> None:
     results = []
     methods = [] if args.methods == "none" else args.methods.split(",")
     for method in methods:
+        cache = RESULTS / f"{method}-{args.total_steps or 'preset'}-{args.seeds}seeds.json"
+        if cache.exists() and not args.rerun:
+            results.append(json.loads(cache.read_text()))
+            console.print(f"[bold]{method}[/bold]: cached in {cache}")
+            continue
         console.print(f"[bold]{method}[/bold] ...")
         r = train_and_evaluate(method, args.total_steps, args.seeds, args.episodes)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(r))  # an interrupted run keeps its finished methods
         console.print(f"  {r['updates']} updates in {r['train_s']:.0f} s (+{r['compile_s']:.0f} s "
                       f"compile), held-out solve rate {r['solve_rate']:.3f}")
         results.append(r)
