@@ -63,7 +63,7 @@ STEP_KEYS = ("history", "observation")
 class TextPGConfig(struct.PyTreeNode):
     """Shared settings of the language learners; subclasses fix the advantage and defaults.
 
-    Defaults: GRPO on TextGuess-v0, 16 groups of 8 dialogues per update for 1500 updates,
+    Defaults: GRPO on TextGuess-v0, 16 groups of 8 dialogues per update for 2000 updates,
     a 0.1M-parameter transformer (2 layers, width 64), one Adam step at 1e-3 per batch.
     (8 groups per update for 3000 updates, the same dialogues, left one seed in three short
     of 95% greedy success; 16 groups reached 100% on all three by update 2000.)
@@ -72,7 +72,7 @@ class TextPGConfig(struct.PyTreeNode):
     ADVANTAGE: ClassVar[str] = "grpo"
 
     env: str = static("TextGuess-v0")
-    total_steps: int = static(128 * 5 * 1500)
+    total_steps: int = static(128 * 5 * 2000)
     num_envs: int = static(128)
     num_steps: int = static(0)
     group_size: int = static(8)
