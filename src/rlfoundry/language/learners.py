@@ -65,7 +65,7 @@ class TextPGConfig(struct.PyTreeNode):
 
     Defaults: GRPO on TextGuess-v0, 16 groups of 8 dialogues per update for 2000 updates,
     a 0.1M-parameter transformer (2 layers, width 64), one Adam step at 1e-3 per batch.
-    (8 groups per update for 3000 updates, the same dialogues, left one seed in three short
+    (8 groups per update for 3000 updates left one seed in three short
     of 95% greedy success; 16 groups reached 100% on all three by update 2000.)
     """
 
