@@ -336,6 +336,34 @@ def test_vmap_over_learning_rates_matches_separate_runs():
     assert not np.allclose(first[0], first[1])
 
 
+def test_correlated_noise_is_a_stationary_ar1_process():
+    """Each value stays standard normal; consecutive values correlate ρ; ρ = 0 is white."""
+    from rlfoundry.algos.offpolicy import correlated
+
+    white = jax.random.normal(jax.random.PRNGKey(0), (20_000, 8))
+    np.testing.assert_array_equal(correlated(jnp.zeros(8), white, 0.0), white)
+    x = np.asarray(correlated(jax.random.normal(jax.random.PRNGKey(1), (8,)), white, 0.9))
+    assert abs(x.std() - 1.0) < 0.05
+    lag1 = np.mean([np.corrcoef(x[:-1, i], x[1:, i])[0, 1] for i in range(8)])
+    assert abs(lag1 - 0.9) < 0.02
+
+
+def test_td3_noise_process_continues_across_updates():
+    """An update's noise starts from the state's carried value (correlation 0.9999: the
+    first new value stays next to it), and the update stores its last value."""
+    from rlfoundry.algos.offpolicy import behaviour
+
+    cfg = SMALL["td3"].replace(noise_correlation=0.9999, learning_starts=0)
+    cfg.validate()
+    state = td3.TD3.init(cfg, jax.random.PRNGKey(0)).replace(noise=jnp.full((4, 1), 2.5))
+    noise, _ = behaviour(cfg, state, make_env_stack(cfg), jax.random.PRNGKey(1),
+                         lambda eps, obs: eps)
+    np.testing.assert_allclose(noise[2][0], 2.5, atol=0.1)
+    after, _ = td3.TD3.update(cfg, state)
+    assert after.noise.shape == (4, 1) and np.all(np.abs(np.asarray(after.noise) - 2.5) < 1.0)
+    assert not np.allclose(after.noise, 2.5)
+
+
 # --- registration and config errors ------------------------------------------------------
 
 
@@ -358,6 +386,8 @@ def test_registered_and_found_by_config_class():
         (SACConfig(tau=0.0), "tau must be in (0.0, 1.0]"),
         (SACDiscreteConfig(env="Pendulum-v1"), "needs a discrete action space"),
         (SACDiscreteConfig(target_entropy_ratio=1.5), "target_entropy_ratio must be in"),
+        (DQNConfig(noise_correlation=0.5), "noise_correlation applies to continuous"),
+        (TD3Config(noise_correlation=1.0), "noise_correlation must be in"),
     ],
 )
 def test_config_errors_are_one_line(cfg, message):
