@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from rlfoundry.cli import main
@@ -41,3 +42,10 @@ def test_heldout_set_and_bad_paths(maze_run, capsys):
     assert main(["eval", str(maze_run), "--mazes", "no/such/place"]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_rate_intervals_stay_within_zero_and_one():
+    from rlfoundry.experiment.maze_eval import rate_ci
+
+    m, _, lo, hi = rate_ci(np.array([0.0, 0.1, 0.9]))
+    assert 0.0 <= lo <= m <= hi <= 1.0 and lo == 0.0 and hi == 1.0

@@ -38,6 +38,13 @@ def evaluate_mazes(
                        episodes, deterministic, seed)
 
 
+def rate_ci(rates: np.ndarray) -> tuple[float, float, float, float]:
+    """:func:`mean_ci` of per-seed rates, the interval clipped to [0, 1] (a t-interval over
+    a few seeds can leave the range a rate lives in)."""
+    m, sd, lo, hi = mean_ci(rates)
+    return m, sd, max(lo, 0.0), min(hi, 1.0)
+
+
 def solve_rates(
     config: Any, algo: Any, state: Any, seeds: list[int], mazes: str, episodes: int = 10,
     deterministic: bool = False, seed: int = 0,
@@ -61,10 +68,10 @@ def solve_rates(
     solved = (returns > 0).mean(-1)  # [seeds, mazes]: the goal pays > 0, nothing else does
     per_maze = {}
     for i, name in enumerate(names):
-        m, _, lo, hi = mean_ci(solved[:, i])
+        m, _, lo, hi = rate_ci(solved[:, i])
         per_maze[name] = {"solve_rate": m, "ci95": [lo, hi],
                           "mean_return": float(returns[:, i].mean())}
-    mean, _, lo, hi = mean_ci(solved.mean(1))
+    mean, _, lo, hi = rate_ci(solved.mean(1))
     return {
         "solve_rate": mean,
         "ci95": [lo, hi],
