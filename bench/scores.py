@@ -88,9 +88,11 @@ CLASSIC = [
     Row("ppo-mcc", "PPO", "ppo-pendulum", "MountainCarContinuous-v0", "88.3 (20k)",
         note="Pendulum settings, no gSDE"),
     Row("sac-mcc", "SAC", "sac-mountaincar-continuous", "MountainCarContinuous-v0",
-        "94.7 (50k)", note="no gSDE"),
+        "94.7 (50k)", note="correlated noise (ρ 0.99) instead of gSDE"),
     Row("td3-mcc", "TD3", "td3-pendulum", "MountainCarContinuous-v0", "–",
-        flags=("--total-steps", "50000"), note="Pendulum settings"),
+        flags=("--total-steps", "50000"), sets=("noise_correlation=0.99",
+                                                 "exploration_noise=0.5"),
+        note="Pendulum settings + correlated noise (ρ 0.99, σ 0.5)"),
 ]
 
 MINATAR_REFERENCE = {"Asterix": "≈ 15", "Breakout": "≈ 28–50", "Freeway": "≈ 58–62",
