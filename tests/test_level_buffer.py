@@ -100,3 +100,19 @@ def test_level_hash_tells_float_parameters_apart():
     assert h(0.25) != h(0.75) != h(1.0)
     assert h(0.0) == h(-0.0)
     assert h(0.5) == h(0.5)
+
+
+def test_buffer_remembers_each_levels_best_return():
+    """MaxMC's R_max is the best return ever seen on a level: inserting records it, a
+    duplicate or a replay only raises it."""
+    buf = insert(buffer(4), levels([1, 2]), jnp.array([0.1, 0.2]))
+    assert np.all(np.isneginf(np.asarray(buf.max_returns)))  # no returns given: unknown
+    buf = buffer(4).insert(levels([1, 2]), jnp.array([0.1, 0.2]), jnp.array([0.5, 0.0]))
+    slot = {int(g): i for i, g in enumerate(np.asarray(buf.levels["goal"])) if buf.filled[i]}
+    assert float(buf.max_returns[slot[1]]) == pytest.approx(0.5)
+    buf = buf.insert(levels([1]), jnp.array([0.3]), jnp.array([0.2]))  # duplicate, worse
+    assert float(buf.max_returns[slot[1]]) == pytest.approx(0.5)
+    buf = buf.update_replayed(jnp.array([slot[2], slot[1]]), jnp.array([0.0, 0.0]),
+                              jnp.array([0.7, 0.1]))
+    assert float(buf.max_returns[slot[2]]) == pytest.approx(0.7)
+    assert float(buf.max_returns[slot[1]]) == pytest.approx(0.5)

@@ -51,6 +51,7 @@ class LevelBuffer(struct.PyTreeNode):
     last_seen: jax.Array  # [capacity] update index
     hashes: jax.Array  # [capacity, 2]
     filled: jax.Array  # [capacity] bool
+    max_returns: jax.Array  # [capacity] best episode return seen on the level (MaxMC's R_max)
     now: jax.Array  # updates so far
     temperature: float = 0.3  # β of rank prioritisation
     staleness_coef: float = 0.3  # ρ
@@ -70,6 +71,7 @@ class LevelBuffer(struct.PyTreeNode):
             last_seen=jnp.zeros((capacity,), jnp.int32),
             hashes=jnp.zeros((capacity, 2), jnp.uint32),
             filled=jnp.zeros((capacity,), bool),
+            max_returns=jnp.full((capacity,), -jnp.inf, jnp.float32),
             now=jnp.int32(0),
             temperature=temperature,
             staleness_coef=staleness_coef,
@@ -121,20 +123,29 @@ class LevelBuffer(struct.PyTreeNode):
         idx = jax.random.choice(key, self.capacity, (n,), p=self.replay_distribution())
         return idx, jax.tree.map(lambda x: x[idx], self.levels)
 
-    def update_replayed(self, idx: jax.Array, scores: jax.Array) -> LevelBuffer:
-        """New scores for replayed levels; they become fresh (last seen now)."""
-        return self.replace(
+    def update_replayed(self, idx: jax.Array, scores: jax.Array,
+                        returns: jax.Array | None = None) -> LevelBuffer:
+        """New scores for replayed levels; they become fresh (last seen now). ``returns``
+        (best episode return of this visit) raise the levels' recorded best."""
+        out = self.replace(
             scores=self.scores.at[idx].set(scores),
             last_seen=self.last_seen.at[idx].set(self.now),
         )
+        if returns is not None:
+            out = out.replace(max_returns=out.max_returns.at[idx].max(returns))
+        return out
 
-    def insert(self, levels: Any, scores: jax.Array) -> LevelBuffer:
+    def insert(self, levels: Any, scores: jax.Array,
+               returns: jax.Array | None = None) -> LevelBuffer:
         """Offer a batch of new levels: duplicates update their entry; others fill an empty
-        slot or replace the lowest-scoring level if they score higher."""
+        slot or replace the lowest-scoring level if they score higher. ``returns`` are the
+        levels' best episode returns so far (kept as the best of old and new for duplicates)."""
         hashes = jax.vmap(level_hash)(levels)
+        if returns is None:
+            returns = jnp.full(scores.shape, -jnp.inf, jnp.float32)
 
-        def one(buf: LevelBuffer, item: tuple[Any, jax.Array, jax.Array]) -> tuple[Any, None]:
-            level, score, h = item
+        def one(buf: LevelBuffer, item: tuple[Any, ...]) -> tuple[Any, None]:
+            level, score, h, best = item
             same = buf.filled & jnp.all(buf.hashes == h, axis=-1)
             is_dup = same.any()
             dup_idx = jnp.argmax(same)
@@ -150,10 +161,13 @@ class LevelBuffer(struct.PyTreeNode):
                 last_seen=write(buf.last_seen, buf.now),
                 hashes=buf.hashes.at[target].set(jnp.where(accept, h, buf.hashes[target])),
                 filled=write(buf.filled, True),
+                max_returns=write(buf.max_returns, jnp.where(
+                    is_dup, jnp.maximum(buf.max_returns[target], best), best)),
             )
             return new, None
 
-        buf, _ = jax.lax.scan(one, self, (levels, scores.astype(jnp.float32), hashes))
+        buf, _ = jax.lax.scan(one, self, (levels, scores.astype(jnp.float32), hashes,
+                                          returns.astype(jnp.float32)))
         return buf
 
     def tick(self) -> LevelBuffer:

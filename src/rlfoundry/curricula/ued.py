@@ -198,13 +198,14 @@ def update(config: UEDConfig, state: Any) -> tuple[Any, dict[str, jax.Array]]:
     carry, traj, batch = learner.rollout_batch(config, stack, actor, critic, ppo, rollout_key,
                                                noise_key)
     advantages = batch.advantage.reshape(config.num_steps, n)
+    done = traj.episode_done  # this visit's best episode return per level (-inf: none ended)
+    best = jnp.where(done, traj.episode_return, -jnp.inf).max(0)
     if config.score == "pvl":
         scores = positive_value_loss(advantages)
-    else:
-        done = traj.episode_done
-        best = jnp.where(done, traj.episode_return, -jnp.inf).max(0)
-        best = jnp.where(jnp.isfinite(best), best, 0.0)
-        scores = max_mc(batch.value.reshape(config.num_steps, n), best)
+    else:  # R_max: the best return ever seen on the level (replayed levels remember theirs)
+        r_max = jnp.where(mode == REPLAY, jnp.maximum(best, state.buffer.max_returns[idx]), best)
+        r_max = jnp.where(jnp.isfinite(r_max), r_max, 0.0)
+        scores = max_mc(batch.value.reshape(config.num_steps, n), r_max)
 
     # 3. learn (PLR⊥/ACCEL: only on replayed levels)
     robust = config.curriculum in ("robust_plr", "accel")
@@ -222,8 +223,8 @@ def update(config: UEDConfig, state: Any) -> tuple[Any, dict[str, jax.Array]]:
     if config.curriculum != "dr":
         buffer = jax.lax.cond(
             mode == REPLAY,
-            lambda b: b.update_replayed(idx, scores),
-            lambda b: b.insert(levels, scores),
+            lambda b: b.update_replayed(idx, scores, best),
+            lambda b: b.insert(levels, scores, best),
             buffer,
         )
     buffer = buffer.tick()
