@@ -161,7 +161,8 @@ def run_rejax_offpolicy(impl: str, hp: dict, total_steps: int, repeats: int, see
         kwargs.update(target_update_freq=hp["target_update_env_steps"], polyak=0.0,
                       eps_end=hp["epsilon_end"], exploration_fraction=hp["exploration_fraction"],
                       max_grad_norm=hp["max_grad_norm"], ddqn=True)
-        kwargs["agent_kwargs"]["hidden_layer_sizes"] = tuple(hp["hidden_sizes"])
+        # rejax 0.1.3's DQN builds its Q-network at 64x64 and rejects other sizes
+        assert tuple(hp["hidden_sizes"]) == (64, 64), hp["hidden_sizes"]
     elif impl == "rejax-sac":
         kwargs.update(polyak=1.0 - hp["tau"], hidden_layer_sizes=tuple(hp["hidden_sizes"]))
     else:  # rejax's TD3 nets are 64x64, as rlfoundry's default

@@ -9,7 +9,8 @@ Settings (one seed each; rejax in ``.peers/venv`` via ``bench/ppo_peers.py``):
   64x64 tanh), 500k steps (exactly as ``bench/ppo_throughput.py``, which also runs SB3).
 - DQN CartPole-v1: 4 envs, 0.5 gradient steps per env step (rejax: 2 gradient steps per
   iteration of 4 env steps), batch 64, buffer 100k, 1000 uniform warm-up steps, double Q,
-  128x128 ReLU, hard target copy every 512 env steps, 100k steps.
+  64x64 ReLU (rejax 0.1.3's DQN fixes its Q-network at 64x64), hard target copy every 512
+  env steps, 100k steps.
 - SAC / TD3 Pendulum-v1: 4 envs, 1 gradient step per env step, batch 128, buffer 100k,
   1000 warm-up steps, 64x64 ReLU, tau 0.02, 20k steps.
 rlfoundry is timed twice per off-policy learner: *matched* (num_steps 1: one env step then
@@ -38,7 +39,7 @@ from ppo_throughput import (
 def offpolicy_cases() -> dict[str, tuple[str, dict, dict, int]]:
     """name -> (rejax impl, rlfoundry config overrides, rejax hp, total steps)."""
     dqn = dict(env="CartPole-v1", num_envs=4, batch_size=64, buffer_size=100_000,
-               learning_starts=1000, hidden_sizes=[128, 128], activation="relu", lr=7e-4,
+               learning_starts=1000, hidden_sizes=[64, 64], activation="relu", lr=7e-4,
                gamma=0.99, max_grad_norm=10.0, epsilon_end=0.04, exploration_fraction=0.16)
     cont = dict(env="Pendulum-v1", num_envs=4, batch_size=128, buffer_size=100_000,
                 learning_starts=1000, hidden_sizes=[64, 64], activation="relu", lr=1e-3,
