@@ -155,11 +155,12 @@ def record(config: Any, algo: Any, state: Any, key: jax.Array, steps: int,
         env_state, obs = freeze_observation_stats(stack, env_state, obs, state, reset_key)
 
         policy = algo.make_policy(config, state, deterministic)
+        initial_memory, act = policy
 
         def step(c: tuple, k: jax.Array) -> tuple:
             env_state, obs, memory = c
             act_key, step_key = jax.random.split(k)
-            memory, action = policy[1](memory, obs, act_key)
+            memory, action = act(memory, obs, act_key)
             obs, env_state, _, _, _, info = stack.env.step(step_key, env_state, action,
                                                            stack.params)
             memory = forget_where(policy, memory, info["episode_done"])  # next episode
@@ -167,7 +168,7 @@ def record(config: Any, algo: Any, state: Any, key: jax.Array, steps: int,
                    info["episode_return"][0])
             return (env_state, obs, memory), out
 
-        _, (states, done, ret) = jax.lax.scan(step, (env_state, obs, policy[0](1)),
+        _, (states, done, ret) = jax.lax.scan(step, (env_state, obs, initial_memory(1)),
                                               jax.random.split(key, steps))
         return innermost_state(env_state), states, done, ret
 
