@@ -431,6 +431,58 @@ def test_vector_env_accepts_one_key_or_a_batch(cartpole):
     assert len(np.unique(np.asarray(obs_one)[:, 0])) == 4
 
 
+@pytest.mark.parametrize("name", ["CartPole-v1", "Asterix-MinAtar", "Maze", "Pendulum-v1"])
+def test_pre_drawn_resets_reproduce_gymnax_auto_reset(name):
+    """A wrapped, vectorised step given the reset gymnax would have drawn (from the second
+    half of its key split) returns what gymnax's own auto-resetting step returns,
+    for deterministic and stochastic dynamics, over steps with and without episode ends."""
+    env, params = make(name)
+    params = params.replace(max_steps_in_episode=3)  # episode ends within the test
+    n, steps = 4, 5
+    vec = VectorEnv(EpisodeStatistics(FlattenObservation(env)), n)
+    space = env.action_space(params)
+
+    def run(key):
+        _, state = vec.reset(key, params)
+        same = []
+        for t in range(steps):
+            k = jax.random.fold_in(key, t + 1)
+            lanes = jax.random.split(k, n)
+            actions = jax.vmap(space.sample)(jax.random.split(jax.random.fold_in(k, 9), n))
+            step_keys, reset_keys = jax.vmap(jax.random.split, out_axes=1)(lanes)
+            reset = jax.vmap(env.reset_env, in_axes=(0, None))(reset_keys, params)
+            ours = vec.step(step_keys, state, actions, params, reset=reset)
+            theirs = vec.step(lanes, state, actions, params)
+            same.append((ours, theirs))
+            state = theirs[1]
+        return same
+
+    key = jax.random.key(2)
+    pairs = np_tree(compile_fast(run, key)(key))
+    ends = 0
+    for ours, theirs in pairs:  # float physics may fuse differently: equal to rounding
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                     ours, theirs)
+        ends += int(np.sum(theirs[3] | theirs[4]))
+    assert ends > 0  # auto-resets happened
+
+    pool = jax.eval_shape(lambda k: vec.draw_resets(k, params, 7), key)
+    reset_obs = jax.eval_shape(lambda k: env.reset_env(k, params), key)[0]
+    assert pool[0].shape == (7, n, *reset_obs.shape)
+
+
+def test_env_with_its_own_auto_reset_draws_resets_in_step(cartpole):
+    """An environment that overrides ``step`` keeps its own auto-reset: nothing pre-drawn."""
+    env, params = cartpole
+
+    class OwnStep(type(env)):
+        def step(self, key, state, action, params=None):
+            return super().step(key, state, action, params)
+
+    assert VectorEnv(OwnStep(), 2).draw_resets(jax.random.key(0), params, 3) is None
+    assert VectorEnv(env, 2).draw_resets(jax.random.key(0), params, 3) is not None
+
+
 @pytest.fixture(scope="module")
 def normalized_run(cartpole):
     """NormalizeObservation over 8 CartPoles, with the raw inner transitions alongside."""

@@ -121,22 +121,25 @@ def rollout_batch(
     """Steps 1-3: a rollout from a zero memory, values along the way, GAE."""
     n = config.num_envs
     noise = jax.random.gumbel(noise_key, (config.num_steps, n, stack.action_dim))
-    env_keys = jax.random.split(rollout_key, (config.num_steps, n))
+    step_key, reset_key = jax.random.split(rollout_key)
+    env_keys = jax.random.split(step_key, (config.num_steps, n))
+    resets = stack.env.draw_resets(reset_key, state.env_params, config.num_steps)
 
     def step(c: tuple, xs: tuple) -> tuple:
         env, memory, start = c
-        eps, keys = xs
+        eps, keys, reset = xs
         memory, logits, value = net.apply(state.params, memory, env.obs[None], start[None])
         action, log_prob = sample_with_noise(logits[0], eps)
         obs, env_state, reward, terminated, truncated, info = stack.env.step(
-            keys, env.env_state, action, state.env_params)
+            keys, env.env_state, action, state.env_params, reset=reset)
         t = Transition(env.obs, action, log_prob, reward.astype(jnp.float32), terminated,
                        truncated, info["final_observation"], info["episode_return"],
                        info["episode_length"], info["episode_done"])
         return (EnvCarry(env_state, obs), memory, info["episode_done"]), (t, value[0], start)
 
     init = (state.env, net.initial_carry(n), jnp.zeros((n,), bool))
-    (carry, memory, start), (traj, values, starts) = jax.lax.scan(step, init, (noise, env_keys))
+    xs = (noise, env_keys, resets)
+    (carry, memory, start), (traj, values, starts) = jax.lax.scan(step, init, xs)
     _, _, last_value = net.apply(state.params, memory, carry.obs[None], start[None])
     next_values = jnp.concatenate([values[1:], last_value])
     done = traj.episode_done

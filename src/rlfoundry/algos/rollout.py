@@ -2,7 +2,8 @@
 
 Shared by every on-policy learner (and by evaluation). The policy is any function
 ``act(noise, obs) -> (action, log_prob)`` of pre-drawn noise (drawn for all T steps in
-one vectorised call, which on a CPU is much cheaper than a PRNG split per step). The
+one vectorised call, which on a CPU is much cheaper than a PRNG split per step; the
+environments' auto-resets are pre-drawn the same way, see :meth:`VectorEnv.draw_resets`). The
 rollout stores what GAE needs, including the pre-reset ``final_obs`` of every step, so
 truncated episodes can bootstrap from ``V(final_obs)`` while terminated ones do not.
 """
@@ -58,11 +59,11 @@ def collect(
     """
     num_envs = jax.tree.leaves(carry.obs)[0].shape[0]
 
-    def step(c: EnvCarry, xs: tuple[Any, jax.Array]) -> tuple[EnvCarry, Transition]:
-        step_noise, env_key = xs
+    def step(c: EnvCarry, xs: tuple[Any, jax.Array, Any]) -> tuple[EnvCarry, Transition]:
+        step_noise, env_key, reset = xs
         action, log_prob = act(step_noise, c.obs)
         obs, env_state, reward, terminated, truncated, info = env.step(
-            env_key, c.env_state, action, env_params
+            env_key, c.env_state, action, env_params, reset=reset
         )
         t = Transition(
             obs=c.obs,
@@ -78,8 +79,10 @@ def collect(
         )
         return EnvCarry(env_state, obs), t
 
-    env_keys = jax.random.split(key, (num_steps, num_envs))
-    return jax.lax.scan(step, carry, (noise, env_keys))
+    step_key, reset_key = jax.random.split(key)
+    env_keys = jax.random.split(step_key, (num_steps, num_envs))
+    resets = env.draw_resets(reset_key, env_params, num_steps)
+    return jax.lax.scan(step, carry, (noise, env_keys, resets))
 
 
 def episode_metrics(t: Transition) -> dict[str, jax.Array]:

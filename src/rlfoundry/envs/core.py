@@ -6,6 +6,13 @@ with auto-reset, where ``info["final_observation"]`` holds the observation the e
 ended on. Environments subclass :class:`Environment` (gymnax's base class) and implement
 ``reset_env``/``step_env``; wrappers subclass :class:`Wrapper` and override ``reset``/``step``.
 A *level* is just an environment's params, so curricula choose params per reset.
+
+Every ``step`` also takes an optional ``reset``: a reset ``(obs, state)`` of the innermost
+environment drawn in advance (see :meth:`VectorEnv.draw_resets`). Wrappers pass it down
+untouched; the innermost environment auto-resets to it instead of drawing one, which lets a
+rollout draw the resets of all its T steps in one vectorised call before its loop (on a CPU,
+drawing a reset state and splitting a key inside every step of a scan costs ~a third of a
+CartPole rollout). The distribution of episodes is unchanged.
 """
 
 from __future__ import annotations
@@ -16,7 +23,10 @@ import jax
 from gymnax.environments import spaces
 from gymnax.environments.environment import Environment, EnvParams, EnvState
 
-__all__ = ["Environment", "EnvParams", "EnvState", "Wrapper", "spaces", "is_discrete", "unwrap"]
+__all__ = [
+    "Environment", "EnvParams", "EnvState", "Wrapper", "spaces", "is_discrete", "unwrap",
+    "step_with_reset", "presamples_resets",
+]
 
 StepResult = tuple[Any, Any, jax.Array, jax.Array, jax.Array, dict[str, Any]]
 
@@ -61,8 +71,45 @@ class Wrapper(Environment):
     def reset(self, key: jax.Array, params: Any = None) -> tuple[Any, Any]:
         return self._env.reset(key, params)
 
-    def step(self, key: jax.Array, state: Any, action: Any, params: Any = None) -> StepResult:
-        return self._env.step(key, state, action, params)
+    def step(
+        self, key: jax.Array, state: Any, action: Any, params: Any = None, reset: Any = None
+    ) -> StepResult:
+        return self._inner_step(key, state, action, params, reset)
+
+    def _inner_step(
+        self, key: jax.Array, state: Any, action: Any, params: Any, reset: Any
+    ) -> StepResult:
+        """The wrapped environment's step, handing down a pre-drawn ``reset``."""
+        return step_with_reset(self._env, key, state, action, params, reset)
+
+
+def presamples_resets(env: Environment) -> bool:
+    """True if ``env``'s auto-reset is gymnax's (``step`` not overridden), so a pre-drawn
+    reset of its ``reset_env`` can stand in for the one ``step`` would draw."""
+    return isinstance(env, Environment) and type(env).step is Environment.step
+
+
+def step_with_reset(
+    env: Environment, key: jax.Array, state: Any, action: Any, params: Any, reset: Any
+) -> StepResult:
+    """``env.step`` that auto-resets to ``reset = (obs, state)`` if one is given.
+
+    Same transition and ``info`` as gymnax's ``Environment.step``; the whole ``key`` goes to
+    ``step_env`` because no reset needs drawing."""
+    if isinstance(env, Wrapper):
+        return env.step(key, state, action, params, reset=reset)
+    if reset is None:
+        return env.step(key, state, action, params)
+    params = env.default_params if params is None else params
+    obs_st, state_st, reward, terminated, info = env.step_env(key, state, action, params)
+    truncated = env.is_truncated(state_st, params)
+    done = jax.numpy.logical_or(terminated, truncated)
+    obs_re, state_re = reset
+    pick = lambda re, st: jax.lax.select(done, re, st)
+    state = jax.tree.map(pick, state_re, state_st)
+    obs = jax.tree.map(pick, obs_re, obs_st)
+    info = {**info, "terminated": terminated, "truncated": truncated, "final_observation": obs_st}
+    return obs, state, reward, terminated, truncated, info
 
 
 def is_discrete(space: Any) -> bool:

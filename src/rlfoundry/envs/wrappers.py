@@ -16,7 +16,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from rlfoundry.envs.core import Environment, StepResult, Wrapper, spaces
+from rlfoundry.envs.core import (
+    Environment,
+    StepResult,
+    Wrapper,
+    presamples_resets,
+    spaces,
+    step_with_reset,
+    unwrap,
+)
 
 
 @struct.dataclass
@@ -40,10 +48,11 @@ class EpisodeStatistics(Wrapper):
         return obs, EpisodeStatisticsState(env_state, jnp.float32(0.0), jnp.int32(0))
 
     def step(
-        self, key: jax.Array, state: EpisodeStatisticsState, action: Any, params: Any = None
+        self, key: jax.Array, state: EpisodeStatisticsState, action: Any, params: Any = None,
+        reset: Any = None,
     ) -> StepResult:
-        obs, env_state, reward, terminated, truncated, info = self._env.step(
-            key, state.env_state, action, params
+        obs, env_state, reward, terminated, truncated, info = self._inner_step(
+            key, state.env_state, action, params, reset
         )
         done = jnp.logical_or(terminated, truncated)
         ep_return = state.episode_return + reward.astype(jnp.float32)
@@ -74,8 +83,12 @@ class FlattenObservation(Wrapper):
         obs, state = self._env.reset(key, params)
         return jnp.reshape(obs, (-1,)).astype(jnp.float32), state
 
-    def step(self, key: jax.Array, state: Any, action: Any, params: Any = None) -> StepResult:
-        obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
+    def step(
+        self, key: jax.Array, state: Any, action: Any, params: Any = None, reset: Any = None
+    ) -> StepResult:
+        obs, state, reward, terminated, truncated, info = self._inner_step(
+            key, state, action, params, reset
+        )
         flat = lambda o: jnp.reshape(o, (-1,)).astype(jnp.float32)
         info = {**info, "final_observation": flat(info["final_observation"])}
         return flat(obs), state, reward, terminated, truncated, info
@@ -88,10 +101,12 @@ class ClipAction(Wrapper):
     for its log-probability, the environment receives the clipped one.
     """
 
-    def step(self, key: jax.Array, state: Any, action: Any, params: Any = None) -> StepResult:
+    def step(
+        self, key: jax.Array, state: Any, action: Any, params: Any = None, reset: Any = None
+    ) -> StepResult:
         space = self.action_space(params)
         action = jnp.clip(action, space.low, space.high)
-        return self._env.step(key, state, action, params)
+        return self._inner_step(key, state, action, params, reset)
 
 
 class VectorEnv(Wrapper):
@@ -123,12 +138,27 @@ class VectorEnv(Wrapper):
         keys = self.split(key)
         return jax.vmap(self._env.reset, in_axes=(0, self._axis()))(keys, params)
 
-    def step(self, key: jax.Array, state: Any, action: Any, params: Any = None) -> StepResult:
+    def step(
+        self, key: jax.Array, state: Any, action: Any, params: Any = None, reset: Any = None
+    ) -> StepResult:
         params = self.default_params if params is None else params
         keys = self.split(key)
-        return jax.vmap(self._env.step, in_axes=(0, 0, 0, self._axis()))(
-            keys, state, action, params
+        one = lambda k, s, a, p, r: step_with_reset(self._env, k, s, a, p, r)
+        return jax.vmap(one, in_axes=(0, 0, 0, self._axis(), 0))(
+            keys, state, action, params, reset
         )
+
+    def draw_resets(self, key: jax.Array, params: Any, num_steps: int) -> Any:
+        """``num_steps`` pre-drawn resets of every environment, leaves shaped [T, N, ...]
+        (step t's ``reset`` argument is element t), or ``None`` if the innermost
+        environment's auto-reset is its own (then ``step`` draws resets as usual)."""
+        inner = unwrap(self._env)
+        if not presamples_resets(inner):
+            return None
+        params = self.default_params if params is None else params
+        keys = jax.random.split(key, (num_steps, self.num_envs))
+        per_env = jax.vmap(inner.reset_env, in_axes=(0, self._axis()))
+        return jax.vmap(per_env, in_axes=(0, None))(keys, params)
 
 
 @struct.dataclass
@@ -187,10 +217,11 @@ class NormalizeObservation(Wrapper):
         return self._normalize(obs, stats), NormalizeObservationState(env_state, stats)
 
     def step(
-        self, key: jax.Array, state: NormalizeObservationState, action: Any, params: Any = None
+        self, key: jax.Array, state: NormalizeObservationState, action: Any, params: Any = None,
+        reset: Any = None,
     ) -> StepResult:
-        obs, env_state, reward, terminated, truncated, info = self._env.step(
-            key, state.env_state, action, params
+        obs, env_state, reward, terminated, truncated, info = self._inner_step(
+            key, state.env_state, action, params, reset
         )
         stats = state.obs_stats.update(obs) if self.update_stats else state.obs_stats
         info = {**info, "final_observation": self._normalize(info["final_observation"], stats)}
@@ -224,10 +255,11 @@ class ScaleReward(Wrapper):
         return obs, ScaleRewardState(env_state, jnp.zeros((n,)), RunningMeanStd.create(()))
 
     def step(
-        self, key: jax.Array, state: ScaleRewardState, action: Any, params: Any = None
+        self, key: jax.Array, state: ScaleRewardState, action: Any, params: Any = None,
+        reset: Any = None,
     ) -> StepResult:
-        obs, env_state, reward, terminated, truncated, info = self._env.step(
-            key, state.env_state, action, params
+        obs, env_state, reward, terminated, truncated, info = self._inner_step(
+            key, state.env_state, action, params, reset
         )
         ret = state.discounted_return * self.gamma + reward
         stats = state.return_stats.update(ret) if self.update_stats else state.return_stats

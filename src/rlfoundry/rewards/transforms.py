@@ -49,9 +49,9 @@ class RewardFunction(Wrapper):
         return obs, ObsMemoryState(state, obs)
 
     def step(self, key: jax.Array, state: ObsMemoryState, action: Any,
-             params: Any = None) -> StepResult:
-        obs, env_state, reward, terminated, truncated, info = self._env.step(
-            key, state.env_state, action, params
+             params: Any = None, reset: Any = None) -> StepResult:
+        obs, env_state, reward, terminated, truncated, info = self._inner_step(
+            key, state.env_state, action, params, reset
         )
         view = {"reward": reward.astype(jnp.float32), "terminated": terminated,
                 "truncated": truncated}
@@ -88,8 +88,11 @@ class MultiplyReward(Wrapper):
         super().__init__(env)
         self.scale = scale
 
-    def step(self, key: jax.Array, state: Any, action: Any, params: Any = None) -> StepResult:
-        obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
+    def step(self, key: jax.Array, state: Any, action: Any, params: Any = None,
+             reset: Any = None) -> StepResult:
+        obs, state, reward, terminated, truncated, info = self._inner_step(
+            key, state, action, params, reset
+        )
         return obs, state, reward * self.scale, terminated, truncated, info
 
 
@@ -100,6 +103,9 @@ class ClipReward(Wrapper):
         super().__init__(env)
         self.low, self.high = low, high
 
-    def step(self, key: jax.Array, state: Any, action: Any, params: Any = None) -> StepResult:
-        obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
+    def step(self, key: jax.Array, state: Any, action: Any, params: Any = None,
+             reset: Any = None) -> StepResult:
+        obs, state, reward, terminated, truncated, info = self._inner_step(
+            key, state, action, params, reset
+        )
         return obs, state, jnp.clip(reward, self.low, self.high), terminated, truncated, info
