@@ -129,6 +129,17 @@ def meta_speed(run: Path) -> dict[str, float]:
     return out
 
 
+WATCHDOG_SECONDS = 1800.0
+
+
+def arm_watchdog() -> None:
+    """(Re)start the stall watchdog (``--hang-seconds``): each part, and each meta-training
+    run inside a part, gets the whole window, so parts with two long meta-training runs
+    (d: GROOVE and uniform, ~25 min each on one shared core at the full budget) are not
+    cut short; a jaxlib hang still ends the process."""
+    faulthandler.dump_traceback_later(WATCHDOG_SECONDS, exit=True)
+
+
 def meta_train(out: Path, name: str, config: DiscoveryConfig, seed: int = 0) -> Path:
     """Meta-train into ``out/name`` (reused if a finished run of this config is there)."""
     run = out / name
@@ -140,7 +151,9 @@ def meta_train(out: Path, name: str, config: DiscoveryConfig, seed: int = 0) -> 
             print(f"  reusing {run}", flush=True)
             return run
     t0 = time.perf_counter()
+    arm_watchdog()
     discover(run, config, seed=seed, overwrite=True, show_progress=False)
+    arm_watchdog()  # a fresh window for the evaluations that follow
     print(f"  meta-trained {name}: {config.generations} generations in "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
     return run
@@ -255,14 +268,17 @@ def main() -> None:
     ap.add_argument("--parts", default="a,b,c,d")
     ap.add_argument("--out", default="runs/bench-discovery")
     ap.add_argument("--hang-seconds", type=float, default=1800.0,
-                    help="dump the stack and exit 1 if a part runs longer (jaxlib hang)")
+                    help="dump the stack and exit 1 if a part, or one meta-training run in "
+                         "it, runs longer (jaxlib hang)")
     args = ap.parse_args()
+    global WATCHDOG_SECONDS
+    WATCHDOG_SECONDS = args.hang_seconds
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     b = BUDGETS[args.budget]
     results: dict[str, Any] = {"budget": args.budget}
     for part in args.parts.split(","):
-        faulthandler.dump_traceback_later(args.hang_seconds, exit=True)
+        arm_watchdog()
         print(f"part {part}:", flush=True)
         t0 = time.perf_counter()
         res = PARTS[part](b, out)

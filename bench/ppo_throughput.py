@@ -41,6 +41,10 @@ How it measures (wall clock, ``time.perf_counter``, one seed unless said):
   every XLA thread forever in ``block_until_ready``, and on 2 shared cores the pool only
   adds contention (both implementations ran 10-25% faster without it).
 - Run nothing else heavy meanwhile: on 2 cores another process easily costs 30%.
+- For stable numbers pin the whole run to one core (``taskset -c 0 python
+  bench/ppo_throughput.py``; the peers' processes inherit it). Unpinned, XLA's CPU runtime
+  hands part of rlfoundry's program to a second thread, which made it 5-15% slower here
+  (its process CPU time exceeds its wall time), while rejax's program stays on one thread.
 
 Output: a table, then, as the last line, one JSON object with every number.
 """

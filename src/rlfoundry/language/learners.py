@@ -65,8 +65,9 @@ class TextPGConfig(struct.PyTreeNode):
 
     Defaults: GRPO on TextGuess-v0, 16 groups of 8 dialogues per update for 2000 updates,
     a 0.1M-parameter transformer (2 layers, width 64), one Adam step at 1e-3 per batch.
-    (8 groups per update for 3000 updates left one seed in three short
-    of 95% greedy success; 16 groups reached 100% on all three by update 2000.)
+    (8 groups per update for 3000 updates left one seed in three short of 95% greedy
+    success; 16 groups with GRPO's and RLOO's entropy bonuses reach 100% on all three by
+    update 2000.)
     """
 
     ADVANTAGE: ClassVar[str] = "grpo"
@@ -143,7 +144,13 @@ class TextPGConfig(struct.PyTreeNode):
 
 
 class GRPOConfig(TextPGConfig):
+    """GRPO with an entropy bonus of 0.01 by default: without it one seed in three (and
+    with 0.003 the same seed, worse) let its entropy collapse while failing a quarter of
+    the secrets and stayed there (greedy 89% / 75% at 2000 updates); with 0.01 all three
+    seeds reach 100% greedy success on TextGuess-v0 in the same 2000 updates."""
+
     ADVANTAGE: ClassVar[str] = "grpo"
+    ent_coef: float = leaf(0.01)
 
 
 class RLOOConfig(TextPGConfig):
