@@ -141,18 +141,25 @@ def arm_watchdog() -> None:
 
 
 def meta_train(out: Path, name: str, config: DiscoveryConfig, seed: int = 0) -> Path:
-    """Meta-train into ``out/name`` (reused if a finished run of this config is there)."""
-    run = out / name
-    if (run / "summary.json").exists() and (run / "discovery.json").exists():
-        from rlfoundry.discovery.run import config_to_json
+    """Meta-train into ``out/name``: a finished run of this config there is reused, an
+    interrupted one (checkpoints, no summary) resumed, anything else replaced."""
+    from rlfoundry.discovery.run import config_to_json
 
-        saved = json.loads((run / "discovery.json").read_text())
-        if saved == json.loads(json.dumps(config_to_json(config))):
-            print(f"  reusing {run}", flush=True)
-            return run
+    run = out / name
+    same = (run / "discovery.json").exists() and json.loads(
+        (run / "discovery.json").read_text()
+    ) == json.loads(json.dumps(config_to_json(config)))
+    if same and (run / "summary.json").exists():
+        print(f"  reusing {run}", flush=True)
+        return run
+    resume = same and any((run / "checkpoints").glob("*"))
     t0 = time.perf_counter()
     arm_watchdog()
-    discover(run, config, seed=seed, overwrite=True, show_progress=False)
+    if resume:
+        print(f"  resuming {run}", flush=True)
+        discover(run, resume=True, show_progress=False)
+    else:
+        discover(run, config, seed=seed, overwrite=True, show_progress=False)
     arm_watchdog()  # a fresh window for the evaluations that follow
     print(f"  meta-trained {name}: {config.generations} generations in "
           f"{time.perf_counter() - t0:.0f} s", flush=True)

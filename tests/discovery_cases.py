@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import jax
@@ -43,6 +44,11 @@ def test_config_validation_and_json_round_trip():
     with pytest.raises(ConfigError, match="lpo"):
         DiscoveryConfig(objective="lpoo").validate()
     assert config_from_json(json.loads(json.dumps(config_to_json(TINY)))) == TINY
+    # A tuple-valued inner setting (gridworld PPO's hidden sizes) survives JSON as a tuple:
+    # the config keys the compiled-program cache, so a resumed run must hash it.
+    grid = dataclasses.replace(TINY, inner=(*TINY.inner, ("hidden_sizes", (32, 32))))
+    back = config_from_json(json.loads(json.dumps(config_to_json(grid))))
+    assert back == grid and hash(back) == hash(grid)
 
 
 @pytest.fixture(scope="module")

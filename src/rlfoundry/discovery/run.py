@@ -45,8 +45,14 @@ def config_from_json(data: dict[str, Any]) -> DiscoveryConfig:
         raise ConfigError(f"unknown discovery setting(s) {sorted(unknown)}.")
     data = dict(data)
     data["envs"] = tuple(data.get("envs", ("CartPole-v1",)))
-    data["inner"] = tuple(dict(data.get("inner", {})).items())
+    # JSON turns tuples (e.g. an inner ``hidden_sizes``) into lists; the config is a
+    # cache key for compiled programs, so it must come back hashable.
+    data["inner"] = tuple((k, _tuples(v)) for k, v in dict(data.get("inner", {})).items())
     return DiscoveryConfig(**data)
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def make_search(config: DiscoveryConfig, backend: Any = None) -> ObjectiveSearch:
