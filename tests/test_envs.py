@@ -27,6 +27,7 @@ from rlfoundry.envs import (
     NormalizeObservation,
     ScaleReward,
     VectorEnv,
+    Wrapper,
     env_names,
     env_spec,
     make,
@@ -472,7 +473,8 @@ def test_pre_drawn_resets_reproduce_gymnax_auto_reset(name):
 
 
 def test_env_with_its_own_auto_reset_draws_resets_in_step(cartpole):
-    """An environment that overrides ``step`` keeps its own auto-reset: nothing pre-drawn."""
+    """An environment that overrides ``step`` keeps its own auto-reset, and a wrapper
+    without the ``reset`` argument still works: nothing is pre-drawn for either."""
     env, params = cartpole
 
     class OwnStep(type(env)):
@@ -481,6 +483,15 @@ def test_env_with_its_own_auto_reset_draws_resets_in_step(cartpole):
 
     assert VectorEnv(OwnStep(), 2).draw_resets(jax.random.key(0), params, 3) is None
     assert VectorEnv(env, 2).draw_resets(jax.random.key(0), params, 3) is not None
+
+    class OldStyleWrapper(Wrapper):  # a user's wrapper written before ``reset`` existed
+        def step(self, key, state, action, params=None):
+            return self._env.step(key, state, action, params)
+
+    vec = VectorEnv(EpisodeStatistics(OldStyleWrapper(env)), 2)
+    assert vec.draw_resets(jax.random.key(0), params, 3) is None
+    _, state = vec.reset(jax.random.key(0), params)
+    assert vec.step(jax.random.key(1), state, jnp.zeros(2, jnp.int32), params)[0].shape == (2, 4)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ CartPole rollout). The distribution of episodes is unchanged.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import jax
@@ -84,8 +85,14 @@ class Wrapper(Environment):
 
 
 def presamples_resets(env: Environment) -> bool:
-    """True if ``env``'s auto-reset is gymnax's (``step`` not overridden), so a pre-drawn
-    reset of its ``reset_env`` can stand in for the one ``step`` would draw."""
+    """True if a pre-drawn reset can be handed down through ``env``: every wrapper's
+    ``step`` takes ``reset`` (a user's wrapper written without it does not), and the
+    innermost environment's auto-reset is gymnax's (``step`` not overridden), so a reset
+    from its ``reset_env`` stands in for the one its ``step`` would draw."""
+    while isinstance(env, Wrapper):
+        if "reset" not in inspect.signature(type(env).step).parameters:
+            return False
+        env = env.env
     return isinstance(env, Environment) and type(env).step is Environment.step
 
 
@@ -96,10 +103,10 @@ def step_with_reset(
 
     Same transition and ``info`` as gymnax's ``Environment.step``; the whole ``key`` goes to
     ``step_env`` because no reset needs drawing."""
+    if reset is None:  # (also for wrappers written without the ``reset`` argument)
+        return env.step(key, state, action, params)
     if isinstance(env, Wrapper):
         return env.step(key, state, action, params, reset=reset)
-    if reset is None:
-        return env.step(key, state, action, params)
     params = env.default_params if params is None else params
     obs_st, state_st, reward, terminated, info = env.step_env(key, state, action, params)
     truncated = env.is_truncated(state_st, params)

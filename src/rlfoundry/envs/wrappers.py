@@ -152,9 +152,9 @@ class VectorEnv(Wrapper):
         """``num_steps`` pre-drawn resets of every environment, leaves shaped [T, N, ...]
         (step t's ``reset`` argument is element t), or ``None`` if the innermost
         environment's auto-reset is its own (then ``step`` draws resets as usual)."""
-        inner = unwrap(self._env)
-        if not presamples_resets(inner):
+        if not presamples_resets(self._env):
             return None
+        inner = unwrap(self._env)
         params = self.default_params if params is None else params
         keys = jax.random.split(key, (num_steps, self.num_envs))
         per_env = jax.vmap(inner.reset_env, in_axes=(0, self._axis()))
