@@ -17,12 +17,14 @@ Parts (``--parts a,b,c,d``; each writes ``<out>/part_<x>.json``):
 Speed: generations per minute (generations after the first, which compiles) and the
 fraction of wall time spent outside compiled code, from every meta-training run.
 
-Budgets (``--budget``): ``full`` is the documented target (about an hour on an idle 2-core
-machine: population 16, 20-30 generations); ``reduced`` and ``small`` cut it for a shared
-machine; ``tiny`` only checks the pipeline. docs/discovery.md says which budget each
-reported number used (the machine was overloaded when they were measured). Every part can
-run in its own process (``--parts b``), so a jaxlib 0.10.2 CPU hang (see README) costs one:
-``--hang-seconds`` dumps the Python stack and exits (status 1) when a part stalls.
+Budgets (``--budget``): ``full`` is the documented target (population 16, 20-30
+generations; ~80 min of one core: run ``--parts a,b,c`` and ``--parts d`` as two processes
+to finish within an hour on 2 cores); ``reduced`` and ``small`` cut it for a shared
+machine; ``tiny`` only checks the pipeline. docs/discovery.md reports the full budget's
+numbers (2026-11-22). An interrupted meta-training run is resumed from its checkpoint.
+Every part can run in its own process (``--parts b``); ``--hang-seconds`` dumps the Python
+stack and exits (status 1) when a part, or one meta-training run in it, stalls (a guard
+kept from the jaxlib CPU deadlock, fixed since: see README).
 
 Run: ``nice -n 5 python bench/discovery.py --budget reduced --out runs/bench-discovery``.
 """
