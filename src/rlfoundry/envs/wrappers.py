@@ -150,8 +150,9 @@ class VectorEnv(Wrapper):
 
     def draw_resets(self, key: jax.Array, params: Any, num_steps: int) -> Any:
         """``num_steps`` pre-drawn resets of every environment, leaves shaped [T, N, ...]
-        (step t's ``reset`` argument is element t), or ``None`` if the innermost
-        environment's auto-reset is its own (then ``step`` draws resets as usual)."""
+        (step t's ``reset`` argument is element t), or ``None`` where a pre-drawn reset
+        cannot be handed down (see :func:`presamples_resets`; ``step`` then draws resets
+        as usual)."""
         if not presamples_resets(self._env):
             return None
         inner = unwrap(self._env)
