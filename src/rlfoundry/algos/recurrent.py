@@ -28,7 +28,7 @@ import optax
 from rlfoundry.algos.advantages import gae
 from rlfoundry.algos.base import EnvStack
 from rlfoundry.algos.ppo import Batch, PPOState, init_state, loss_terms, num_updates, optimizer
-from rlfoundry.algos.rollout import EnvCarry, Transition
+from rlfoundry.algos.rollout import EnvCarry, Transition, step_inputs
 from rlfoundry.initializers import orthogonal
 from rlfoundry.nets import (
     ACTIVATIONS,
@@ -121,9 +121,7 @@ def rollout_batch(
     """Steps 1-3: a rollout from a zero memory, values along the way, GAE."""
     n = config.num_envs
     noise = jax.random.gumbel(noise_key, (config.num_steps, n, stack.action_dim))
-    step_key, reset_key = jax.random.split(rollout_key)
-    env_keys = jax.random.split(step_key, (config.num_steps, n))
-    resets = stack.env.draw_resets(reset_key, state.env_params, config.num_steps)
+    env_keys, resets = step_inputs(stack.env, state.env_params, rollout_key, config.num_steps, n)
 
     def step(c: tuple, xs: tuple) -> tuple:
         env, memory, start = c

@@ -79,10 +79,19 @@ def collect(
         )
         return EnvCarry(env_state, obs), t
 
+    env_keys, resets = step_inputs(env, env_params, key, num_steps, num_envs)
+    return jax.lax.scan(step, carry, (noise, env_keys, resets))
+
+
+def step_inputs(
+    env: Any, env_params: Any, key: jax.Array, num_steps: int, num_envs: int
+) -> tuple[jax.Array, Any]:
+    """What a T-step rollout feeds its environment, drawn before the loop: one key per step
+    and environment [T, N], and the pre-drawn auto-resets (``None`` where the stack draws
+    its own, see :meth:`VectorEnv.draw_resets`)."""
     step_key, reset_key = jax.random.split(key)
     env_keys = jax.random.split(step_key, (num_steps, num_envs))
-    resets = env.draw_resets(reset_key, env_params, num_steps)
-    return jax.lax.scan(step, carry, (noise, env_keys, resets))
+    return env_keys, env.draw_resets(reset_key, env_params, num_steps)
 
 
 def episode_metrics(t: Transition) -> dict[str, jax.Array]:

@@ -21,6 +21,7 @@ import inspect
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from gymnax.environments import spaces
 from gymnax.environments.environment import Environment, EnvParams, EnvState
 
@@ -110,7 +111,7 @@ def step_with_reset(
     params = env.default_params if params is None else params
     obs_st, state_st, reward, terminated, info = env.step_env(key, state, action, params)
     truncated = env.is_truncated(state_st, params)
-    done = jax.numpy.logical_or(terminated, truncated)
+    done = jnp.logical_or(terminated, truncated)
     obs_re, state_re = reset
     pick = lambda re, st: jax.lax.select(done, re, st)
     state = jax.tree.map(pick, state_re, state_st)
