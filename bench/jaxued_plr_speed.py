@@ -16,7 +16,7 @@ import time
 import types
 
 os.environ.setdefault(  # the same single-threaded XLA CPU flags rlfoundry uses
-    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 
 script, rest = sys.argv[1], sys.argv[2:]
 updates = 10

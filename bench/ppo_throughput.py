@@ -35,16 +35,14 @@ How it measures (wall clock, ``time.perf_counter``, one seed unless said):
   ``bench/ppo_peers.py`` that print one JSON line. Its jax is pinned to the main venv's,
   so the JAX comparison is of implementations, not XLA versions. Environment variables
   (e.g. ``XLA_FLAGS``) reach both.
-- Both JAX processes run XLA's CPU ops single-threaded (``XLA_FLAGS`` gets
-  ``--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1`` unless
-  ``--xla-threads``): with the default Eigen thread pool a vmapped run here once parked
-  every XLA thread forever in ``block_until_ready``, and on 2 shared cores the pool only
-  adds contention (both implementations ran 10-25% faster without it).
+- Both JAX processes run XLA single-threaded unless ``--xla-threads``: its matrix kernels
+  (``--xla_cpu_multi_thread_eigen=false``) and each compiled program (``PJRT_NPROC=1``,
+  which ``RLFOUNDRY_XLA_THREADS=1`` sets). By default XLA's CPU runtime runs independent
+  operations of a program on a pool of one thread per core; for programs of this size the
+  hand-offs cost more than they gain (rlfoundry 3.4 s on two threads vs 3.0 s on one, with
+  the process using more CPU than wall time), and the single-threaded peer is the fair one.
 - Run nothing else heavy meanwhile: on 2 cores another process easily costs 30%.
-- For stable numbers pin the whole run to one core (``taskset -c 0 python
-  bench/ppo_throughput.py``; the peers' processes inherit it). Unpinned, XLA's CPU runtime
-  hands part of rlfoundry's program to a second thread, which made it 5-15% slower here
-  (its process CPU time exceeds its wall time), while rejax's program stays on one thread.
+  ``taskset -c 0`` (the peers' processes inherit it) pins the whole run to one core.
 
 Output: a table, then, as the last line, one JSON object with every number.
 """
@@ -84,7 +82,16 @@ PEER_PINS = (
     TORCH_PIN,
 )
 FINAL_FRACTION = 0.05
-SINGLE_THREADED_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+SINGLE_THREADED_XLA = "--xla_cpu_multi_thread_eigen=false"
+
+
+def run_xla_single_threaded() -> None:
+    """Before jax is imported (the peers' processes inherit it): XLA's matrix kernels and
+    its compiled programs on one thread each (``PJRT_NPROC=1``, what
+    ``RLFOUNDRY_XLA_THREADS=1`` sets), for every JAX implementation alike."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = f"{flags} {SINGLE_THREADED_XLA}".strip()
+    os.environ["PJRT_NPROC"] = "1"
 
 
 def log(msg: str) -> None:
@@ -263,9 +270,8 @@ def main() -> None:
                    help="keep XLA's multithreaded Eigen pool (default: single-threaded)")
     a = p.parse_args()
     repeats = max(1, a.repeats)
-    if not a.xla_threads:  # before jax is imported; the peers inherit it
-        flags = os.environ.get("XLA_FLAGS", "")
-        os.environ["XLA_FLAGS"] = f"{flags} {SINGLE_THREADED_XLA}".strip()
+    if not a.xla_threads:
+        run_xla_single_threaded()
 
     import jax
     from rich.console import Console
@@ -379,6 +385,7 @@ def main() -> None:
         "repeats": repeats,
         "load_avg_start_end": load,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "pjrt_nproc": os.environ.get("PJRT_NPROC"),
         "total_steps": a.total_steps,
     }
     print(json.dumps(result), flush=True)

@@ -28,10 +28,10 @@ import json
 import os
 
 from ppo_throughput import (
-    SINGLE_THREADED_XLA,
     RejaxPeer,
     RlfoundryBench,
     ensure_peers,
+    run_xla_single_threaded,
     shared_hyperparameters,
 )
 
@@ -100,8 +100,7 @@ def main() -> None:
                         help="keep XLA's default multi-threaded CPU kernels")
     args = parser.parse_args()
     if not args.xla_threads:
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " "
-                                   + SINGLE_THREADED_XLA).strip()
+        run_xla_single_threaded()
     ensure_peers()
     import rlfoundry as rf
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -80,3 +83,24 @@ def test_environment_that_needs_a_download_is_refused():
 
 def test_trainer_validates_before_compiling():
     message(lambda: rf.Trainer(rf.PPOConfig(num_envs=0)))
+
+
+def _import_with(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``import rlfoundry`` in a fresh interpreter (its XLA settings act before JAX starts)."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("RLFOUNDRY_XLA_THREADS", "PJRT_NPROC", "XLA_FLAGS")}
+    code = "import os, rlfoundry; print(os.environ.get('PJRT_NPROC'), os.environ['XLA_FLAGS'])"
+    return subprocess.run([sys.executable, "-c", code], env={**clean, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_xla_thread_setting_reaches_the_runtime_or_fails_in_one_line():
+    out = _import_with({"RLFOUNDRY_XLA_THREADS": "2"})
+    assert out.returncode == 0 and out.stdout.split() == [
+        "2", "--xla_cpu_multi_thread_eigen=false"]
+    default = _import_with({})
+    assert default.stdout.split() == ["None", "--xla_cpu_multi_thread_eigen=false"]
+    bad = _import_with({"RLFOUNDRY_XLA_THREADS": "two"})
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip() == (
+        "RLFOUNDRY_XLA_THREADS='two': use a positive thread count or 'multi'.")

@@ -1,20 +1,8 @@
 """rlfoundry: reinforcement learning on JAX, where training is a pure function of
 ``(config, key)`` and everything a researcher varies is a vmappable pytree."""
 
-import os as _os
-
-# jaxlib 0.10.2's multi-threaded XLA CPU runtime sometimes deadlocks inside compiled
-# programs; single-threaded kernels avoid it and are as fast for RL-sized networks. Takes
-# effect if JAX's CPU backend has not started yet; RLFOUNDRY_XLA_THREADS=multi opts out.
-if _os.environ.get("RLFOUNDRY_XLA_THREADS") != "multi" and "xla_cpu_multi_thread_eigen" not in (
-    _os.environ.get("XLA_FLAGS", "")
-):
-    _os.environ["XLA_FLAGS"] = (
-        _os.environ.get("XLA_FLAGS", "")
-        + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    ).strip()
-
-from rlfoundry.algos import (  # noqa: E402
+import rlfoundry._xla_cpu  # noqa: F401  (first: XLA CPU settings before JAX starts)
+from rlfoundry.algos import (
     ALGORITHMS,
     A2CConfig,
     DDPGConfig,
