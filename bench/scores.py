@@ -80,13 +80,13 @@ CLASSIC = [
         flags=("--total-steps", "1000000"), note="CartPole settings"),
     Row("dqn-mountaincar", "DQN", "dqn-mountaincar", "MountainCar-v0", "−100.8 (120k)"),
     # Pendulum-v1
-    Row("ppo-pendulum", "PPO", "ppo-pendulum", "Pendulum-v1", "−172 (100k)"),
+    Row("ppo-pendulum", "PPO", "ppo-pendulum", "Pendulum-v1", "−172 (100k)", note="gSDE"),
     Row("sac-pendulum", "SAC", "sac-pendulum", "Pendulum-v1", "−157 (20k)"),
     Row("td3-pendulum", "TD3", "td3-pendulum", "Pendulum-v1", "−152 (20k)"),
     Row("ddpg-pendulum", "DDPG", "ddpg-pendulum", "Pendulum-v1", "–"),
     # MountainCarContinuous-v0
-    Row("ppo-mcc", "PPO", "ppo-pendulum", "MountainCarContinuous-v0", "88.3 (20k)",
-        note="Pendulum settings, no gSDE"),
+    Row("ppo-mcc", "PPO", "ppo-mountaincar-continuous", "MountainCarContinuous-v0",
+        "88.3 (20k)", note="gSDE, 50k steps"),
     Row("sac-mcc", "SAC", "sac-mountaincar-continuous", "MountainCarContinuous-v0",
         "94.7 (50k)", note="correlated noise (ρ 0.99) instead of gSDE"),
     Row("td3-mcc", "TD3", "td3-pendulum", "MountainCarContinuous-v0", "–",

@@ -1,7 +1,7 @@
 """PPO learns: CartPole-v1 (discrete) and Pendulum-v1 (continuous) at their documented budgets.
 
 Thresholds are met with margin on every seed tried (CartPole: seeds 0-3 all reach 500;
-Pendulum preset: 8 seeds end between -204 and -285 at 102k steps).
+Pendulum preset, gSDE: 10 seeds' training returns -150 to -330 at 102k steps).
 """
 
 from __future__ import annotations
@@ -35,6 +35,6 @@ def test_ppo_pendulum_preset_learns_within_100k_steps():
     cfg = from_dict(rf.PPOConfig, preset.config)
     _, metrics = rf.Trainer(cfg, seeds=2, chunk_updates=100).run()
     returns = final_returns(metrics, fraction=0.1)
-    start = final_returns({k: v[:, :5] for k, v in metrics.items()}, fraction=1.0)
+    start = final_returns({k: v[:, :3] for k, v in metrics.items()}, fraction=1.0)
     assert np.all(start < -900), start  # random policy: about -1200
     assert np.all(returns >= -400), returns

@@ -11,6 +11,7 @@ import rlfoundry as rf
 from rlfoundry.algos import ppo
 from rlfoundry.algos.advantages import gae
 from rlfoundry.algos.base import make_env_stack
+from rlfoundry.nets import GaussianActor, policy_distribution, policy_noise, sample_with_noise
 
 PROBE_CFG = dict(
     num_envs=8, num_steps=16, total_steps=24_576, lr=3e-3, anneal_lr=False, ent_coef=0.0,
@@ -69,6 +70,34 @@ def test_probe_continuous_action_mean():
     _, s, actor, _ = trained("Probe-ContinuousAction-v0", lr=3e-3, init_log_std=-0.5)
     mean, log_std = actor.apply(s.params["actor"], jnp.zeros((1, 1)))
     assert float(mean[0, 0]) == pytest.approx(0.5, abs=0.1)
+
+
+def test_gsde_samples_the_gaussian_it_reports():
+    """An action drawn with gSDE noise has the state's reported mean, std and log-prob, and
+    the noise matrix is held for ``hold`` steps (the action changes only with the state)."""
+    actor = GaussianActor(2, (8, 8), sde=True, init_log_std=-1.0)
+    obs = jax.random.normal(jax.random.PRNGKey(0), (3, 4))
+    out = actor.apply(actor.init(jax.random.PRNGKey(1), obs), obs)
+    first = jax.tree.map(lambda x: x[:1], out)
+    noise = policy_noise(jax.random.PRNGKey(2), first, 20_000)
+    actions, log_probs = jax.vmap(lambda eps: sample_with_noise(first, eps))(noise)
+    np.testing.assert_allclose(actions.mean(0), first[0], atol=0.02)
+    np.testing.assert_allclose(actions.std(0), jnp.exp(first[1]), rtol=0.02)
+    exact = jax.vmap(policy_distribution(first).log_prob)(actions)
+    np.testing.assert_allclose(log_probs, exact, atol=1e-4)
+
+    held = policy_noise(jax.random.PRNGKey(3), out, 10, hold=4)
+    assert held.shape == (10, 3, 8, 2)
+    same = [bool(jnp.all(held[t] == held[t + 1])) for t in range(9)]
+    assert same == [True, True, True, False, True, True, True, False, True]
+    assert bool(jnp.all(policy_noise(jax.random.PRNGKey(3), out, 10, hold=-1) == held[0]))
+
+
+def test_gsde_needs_continuous_actions():
+    with pytest.raises(rf.ConfigError, match="sde .*continuous actions"):
+        rf.PPOConfig(env="CartPole-v1", sde=True).validate()
+    with pytest.raises(rf.ConfigError, match="sde_sample_freq"):
+        rf.PPOConfig(env="Pendulum-v1", sde=True, sde_sample_freq=0).validate()
 
 
 def test_gae_bootstraps_on_truncation_not_termination():

@@ -96,7 +96,18 @@ class DiscreteActor(nn.Module):
 
 
 class GaussianActor(nn.Module):
-    """Diagonal Gaussian policy with a state-independent log-std: returns (mean, log_std)."""
+    """Diagonal Gaussian policy: returns (mean, log_std) with a state-independent log-std.
+
+    With ``sde``, generalised state-dependent exploration (gSDE; Raffin et al., 2022): the
+    exploration noise is ``z(s) @ W`` with ``z`` the torso's features and ``W ~ N(0, σ²)``
+    a [features, actions] matrix held for several steps, so the noise changes smoothly
+    with the state instead of jittering every step (what MountainCarContinuous and
+    Pendulum need). Given s the action is Gaussian with std ``sqrt(z² @ σ²)``; the actor
+    returns (mean, that log-std, the noise basis ``z_j σ_jk``) and
+    :func:`sample_with_noise` turns a pre-drawn matrix of standard normals into the action.
+    As in SB3, the features enter the std without their gradient; where they are all
+    zero (a constant zero observation) there is no exploration at all.
+    """
 
     action_dim: int
     hidden_sizes: Sequence[int] = (64, 64)
@@ -104,11 +115,20 @@ class GaussianActor(nn.Module):
     cnn: bool = False
     init_log_std: float = 0.0
     image_shape: tuple[int, ...] = ()
+    sde: bool = False
 
     @nn.compact
-    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, ...]:
         x = Torso(self.hidden_sizes, self.activation, self.cnn, self.image_shape)(obs)
         mean = dense(self.action_dim, 0.01)(x)
+        if self.sde:
+            log_std = self.param(
+                "log_std", nn.initializers.constant(self.init_log_std),
+                (x.shape[-1], self.action_dim),
+            )
+            basis = jax.lax.stop_gradient(x)[..., :, None] * jnp.exp(log_std)
+            std = jnp.sqrt(jnp.sum(basis**2, axis=-2) + 1e-6)
+            return mean, jnp.log(std), basis
         log_std = self.param(
             "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
         )
@@ -129,43 +149,48 @@ class Critic(nn.Module):
         return dense(1, 1.0)(x)[..., 0]
 
 
-def policy_distribution(out: jax.Array | tuple[jax.Array, jax.Array]) -> distrax.Distribution:
-    """The action distribution for an actor's output (logits, or mean and log-std)."""
+PolicyOutput = jax.Array | tuple[jax.Array, ...]
+
+
+def policy_distribution(out: PolicyOutput) -> distrax.Distribution:
+    """The action distribution for an actor's output (logits, or mean and log-std first)."""
     if isinstance(out, tuple):
-        mean, log_std = out
-        return distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
+        return distrax.MultivariateNormalDiag(out[0], jnp.exp(out[1]))
     return distrax.Categorical(logits=out)
 
 
-def policy_noise(
-    key: jax.Array, out: jax.Array | tuple[jax.Array, jax.Array], steps: int
-) -> jax.Array:
+def policy_noise(key: jax.Array, out: PolicyOutput, steps: int, hold: int = 1) -> jax.Array:
     """Noise for ``steps`` calls of :func:`sample_with_noise` on outputs shaped like ``out``:
-    Gumbel noise for categorical policies, standard normal for Gaussian ones."""
-    if isinstance(out, tuple):
-        return jax.random.normal(key, (steps, *out[0].shape))
-    return jax.random.gumbel(key, (steps, *out.shape))
+    Gumbel noise for categorical policies, standard normal for Gaussian ones (a matrix per
+    state for gSDE). ``hold`` > 1 keeps each draw for that many steps, -1 for all of them
+    (gSDE's sampling frequency)."""
+    if not isinstance(out, tuple):
+        return jax.random.gumbel(key, (steps, *out.shape))
+    shape = out[2].shape if len(out) == 3 else out[0].shape
+    hold = steps if hold < 1 else hold
+    draws = jax.random.normal(key, (-(-steps // hold), *shape))
+    return jnp.repeat(draws, hold, axis=0)[:steps] if hold > 1 else draws
 
 
-def sample_with_noise(
-    out: jax.Array | tuple[jax.Array, jax.Array], noise: jax.Array
-) -> tuple[jax.Array, jax.Array]:
+def sample_with_noise(out: PolicyOutput, noise: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Sample an action and its log-probability from pre-drawn noise.
 
-    Categorical: the Gumbel-max trick; Gaussian: ``mean + std * eps``. The same
+    Categorical: the Gumbel-max trick; Gaussian: ``mean + std * eps`` (gSDE: ``eps`` is the
+    noise matrix projected on the state's basis, in units of its std). The same
     distribution as ``policy_distribution(out).sample``, without a PRNG call per step.
     """
     if isinstance(out, tuple):
-        mean, log_std = out
-        action = mean + jnp.exp(log_std) * noise
-        log_prob = -0.5 * jnp.sum(noise**2 + 2 * log_std + jnp.log(2 * jnp.pi), axis=-1)
+        mean, log_std = out[0], out[1]
+        eps = jnp.sum(out[2] * noise, axis=-2) / jnp.exp(log_std) if len(out) == 3 else noise
+        action = mean + jnp.exp(log_std) * eps
+        log_prob = -0.5 * jnp.sum(eps**2 + 2 * log_std + jnp.log(2 * jnp.pi), axis=-1)
         return action, log_prob
     action = jnp.argmax(out + noise, axis=-1)
     log_prob = jnp.take_along_axis(jax.nn.log_softmax(out), action[..., None], axis=-1)[..., 0]
     return action, log_prob
 
 
-def deterministic_action(out: jax.Array | tuple[jax.Array, jax.Array]) -> jax.Array:
+def deterministic_action(out: PolicyOutput) -> jax.Array:
     """The mode of the policy: argmax for categorical, the mean for Gaussian."""
     if isinstance(out, tuple):
         return out[0]

@@ -54,6 +54,8 @@ class A2CConfig(struct.PyTreeNode):
     normalize_observations: bool = static(False)
     scale_rewards: bool = static(False)
     init_log_std: float = static(0.0)
+    sde: bool = static(False)
+    sde_sample_freq: int = static(-1)
     lr: float = leaf(7e-4)
     gamma: float = leaf(0.99)
     gae_lambda: float = leaf(1.0)

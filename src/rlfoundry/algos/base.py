@@ -153,6 +153,11 @@ def validate_common(config: Any, algo: Algorithm) -> None:
             f"{config.env} is {kind}; use an algorithm for {kind} actions "
             f"(see `rlfoundry list algos`)."
         )
+    if getattr(config, "sde", False) and kind != "continuous":
+        raise ConfigError(
+            f"sde (state-dependent exploration) needs continuous actions but {config.env} "
+            f"is {kind}; drop sde=true."
+        )
     check_reward_and_demonstrations(config)
     if config.total_steps < algo.steps_per_update(config):
         raise ConfigError(

@@ -41,12 +41,13 @@ from rlfoundry.algos.ppo import (
     init,
     networks,
     optimise,
+    rollout_noise,
 )
 from rlfoundry.algos.ppo import act as ppo_act
 from rlfoundry.algos.rollout import EnvCarry, Transition, collect, episode_metrics
 from rlfoundry.config import leaf, static
 from rlfoundry.errors import ConfigError
-from rlfoundry.nets import policy_noise, sample_with_noise
+from rlfoundry.nets import sample_with_noise
 
 BASELINES = ("critic", "rloo", "grpo")
 GRPO_EPS = 1e-4
@@ -130,7 +131,7 @@ def update(config: PGConfig, state: PPOState) -> tuple[PPOState, dict[str, jax.A
     # 1. one episode per environment, group members from the same start state
     start = group_reset(config, stack, state.env_params, reset_key)
     policy = lambda obs: actor.apply(state.params["actor"], obs)
-    noise = policy_noise(noise_key, jax.eval_shape(policy, start.obs), config.num_steps)
+    noise = rollout_noise(config, policy, start.obs, noise_key)
     act = lambda eps, obs: sample_with_noise(policy(obs), eps)
     carry, traj = collect(
         stack.env, state.env_params, start, rollout_key, config.num_steps, act, noise

@@ -64,6 +64,8 @@ class PPOConfig(struct.PyTreeNode):
     max_grad_norm: float = leaf(0.5)
     vf_clip: float = leaf(0.2)
     init_log_std: float = static(0.0)
+    sde: bool = static(False)
+    sde_sample_freq: int = static(-1)
     objective: Objective = node(PPOClip)
     reward: RewardConfig = node(RewardConfig)
     imitation: ImitationConfig = node(ImitationConfig)
@@ -99,6 +101,11 @@ def check_networks(config: Any) -> None:
         raise ConfigError(
             f"activation must be tanh, relu, gelu or silu, got {config.activation!r}."
         )
+    if config.sde_sample_freq == 0 or config.sde_sample_freq < -1:
+        raise ConfigError(
+            f"sde_sample_freq must be a positive number of steps or -1 (once per rollout), "
+            f"got {config.sde_sample_freq}."
+        )
 
 
 class PPOState(struct.PyTreeNode):
@@ -133,7 +140,7 @@ def networks(config: PPOConfig, stack: EnvStack) -> tuple[Any, Critic]:
     else:
         actor = GaussianActor(
             stack.action_dim, config.hidden_sizes, config.activation, cnn, config.init_log_std,
-            image,
+            image, config.sde,
         )
     return actor, Critic(config.hidden_sizes, config.activation, cnn, image)
 
@@ -226,6 +233,15 @@ def loss_terms(
     }
 
 
+def rollout_noise(
+    config: Any, policy: Callable[[jax.Array], Any], obs: jax.Array, key: jax.Array
+) -> jax.Array:
+    """The exploration noise of a whole rollout, drawn before it: per step, or with gSDE
+    one noise matrix per ``sde_sample_freq`` steps (-1: one for the rollout)."""
+    hold = config.sde_sample_freq if config.sde else 1
+    return policy_noise(key, jax.eval_shape(policy, obs), config.num_steps, hold)
+
+
 def rollout_batch(
     config: Any, stack: EnvStack, actor: Any, critic: Any, state: PPOState,
     rollout_key: jax.Array, noise_key: jax.Array,
@@ -233,7 +249,7 @@ def rollout_batch(
     """Steps 1-3 of the update: collect a rollout with the current actor, evaluate V on the
     visited and reached observations, and compute GAE advantages and value targets."""
     policy = lambda obs: actor.apply(state.params["actor"], obs)
-    noise = policy_noise(noise_key, jax.eval_shape(policy, state.env.obs), config.num_steps)
+    noise = rollout_noise(config, policy, state.env.obs, noise_key)
     act = lambda eps, obs: sample_with_noise(policy(obs), eps)
     carry, traj = collect(
         stack.env, state.env_params, state.env, rollout_key, config.num_steps, act, noise

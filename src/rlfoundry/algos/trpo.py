@@ -55,6 +55,8 @@ class TRPOConfig(struct.PyTreeNode):
     normalize_observations: bool = static(False)
     scale_rewards: bool = static(False)
     init_log_std: float = static(0.0)
+    sde: bool = static(False)
+    sde_sample_freq: int = static(-1)
     cg_iters: int = static(10)
     backtrack_iters: int = static(10)
     vf_epochs: int = static(10)
