@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -116,6 +117,11 @@ def unfinished(folder: Path) -> bool:
             and any(ckpt.iterdir()))
 
 
+def _default_sigint() -> None:
+    """In the training process: Ctrl-C back to Python's default (it installs its own)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def run_row(row: Row, seeds: int, episodes: int, resume: bool = True) -> dict:
     """Train, evaluate and summarise one row (its run folder is overwritten, or resumed
     when ``resume`` and it holds an interrupted run)."""
@@ -128,7 +134,18 @@ def run_row(row: Row, seeds: int, episodes: int, resume: bool = True) -> dict:
         cmd = [*RLF, "train", "--resume", str(folder), "--no-progress"]
     log(" ".join(cmd[2:]))
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    # Ctrl-C reaches the training process too, which finishes its chunk and checkpoints;
+    # this process must not kill it meanwhile, so it ignores SIGINT while training runs
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        code = subprocess.run(cmd, stdout=subprocess.DEVNULL, preexec_fn=_default_sigint).returncode
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if code == 130:  # interrupted: the training saved a checkpoint and stopped
+        log(f"{row.name}: interrupted and checkpointed; run this command again to resume it")
+        raise SystemExit(130)
+    if code:
+        raise SystemExit(f"{row.name}: training failed (exit {code}); see its run folder")
     wall = time.perf_counter() - start
     out = subprocess.run(
         [*RLF, "eval", str(folder), "--episodes", str(episodes), "--deterministic", "--json"],
