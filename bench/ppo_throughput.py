@@ -267,7 +267,8 @@ def main() -> None:
     p.add_argument("--skip-sb3", action="store_true")
     p.add_argument("--seed", type=int, default=0, help="peers' seed (rlfoundry: seeds 0..)")
     p.add_argument("--xla-threads", action="store_true",
-                   help="keep XLA's multithreaded Eigen pool (default: single-threaded)")
+                   help="keep XLA's default threads (multi-threaded kernels, one thread per core "
+                         "per program); default: one thread for every JAX implementation")
     a = p.parse_args()
     repeats = max(1, a.repeats)
     if not a.xla_threads:

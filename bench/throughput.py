@@ -97,7 +97,8 @@ def main() -> None:
     parser.add_argument("--learners", default="ppo,dqn,sac,td3")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--xla-threads", action="store_true",
-                        help="keep XLA's default multi-threaded CPU kernels")
+                        help="keep XLA's default threads (multi-threaded kernels, one thread "
+                        "per core per program); default: one thread for every JAX implementation")
     args = parser.parse_args()
     if not args.xla_threads:
         run_xla_single_threaded()

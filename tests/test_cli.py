@@ -118,6 +118,8 @@ def test_help_explains_flags_with_defaults(capsys: pytest.CaptureFixture) -> Non
         assert code == 0 and "--debug" in out
         if cmd in ("train", "eval", "sweep", "render"):
             assert "(default:" in out, cmd
+        if cmd == "train":  # the thread knob lives in the environment, so help names it
+            assert "RLFOUNDRY_XLA_THREADS=1" in out
     code, out, _ = run(capsys, "--help")
     assert code == 0 and "sweep" in out
 
