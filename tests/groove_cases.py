@@ -11,13 +11,23 @@ import numpy as np
 import pytest
 
 from rlfoundry.discovery import DiscoveryConfig
-from rlfoundry.discovery.run import config_to_json, discover, load_objective, make_search
+from rlfoundry.discovery.objective_search import program_key
+from rlfoundry.discovery.run import (
+    config_from_json,
+    config_to_json,
+    discover,
+    load_objective,
+    make_search,
+)
 from rlfoundry.objectives import LPO
 
 INNER = (("total_steps", 1024), ("num_envs", 4), ("num_steps", 32), ("num_minibatches", 2))
+# exactly what test_cli_discover_groove's command line builds (bar the generations), so the
+# CLI run reuses this file's compiled programs instead of compiling its own
 GROOVE = DiscoveryConfig(envs=("Gridworld-random-v0",), curriculum="groove", population=4,
                          generations=2, hidden=4, levels=2, buffer_size=8, replay_prob=1.0,
-                         normalize_by_ppo=False, final_fraction=0.5, inner=INNER)
+                         normalize_by_ppo=False, final_fraction=0.5,
+                         inner=(("total_steps", 1024),))
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +63,14 @@ def test_cli_discover_groove(tmp_path, capsys):
     run = tmp_path / "d"
     code = main(["discover", "--objective", "lpo", "--curriculum", "groove", "--generations",
                  "1", "--population", "4", "--hidden", "4", "--levels", "2",
-                 "--inner-steps", "1024", "--no-progress", "--run-dir", str(run)])
+                 "--buffer-size", "8", "--replay-prob", "1.0", "--no-normalize",
+                 "--final-fraction", "0.5", "--inner-steps", "1024", "--no-progress",
+                 "--run-dir", str(run)])
     assert code == 0
     assert "groove levels" in capsys.readouterr().out
-    assert json.loads((run / "discovery.json").read_text())["curriculum"] == "groove"
+    saved = config_from_json(json.loads((run / "discovery.json").read_text()))
+    assert saved.curriculum == "groove"
+    assert program_key(saved) == program_key(GROOVE)  # the compiled programs were shared
 
 
 def test_ray_backend_gives_the_vmap_backends_fitness():

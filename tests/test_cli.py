@@ -144,7 +144,7 @@ def test_config_sources_and_precedence(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 0
     spec = json.loads(out)
     c = spec["config"]
-    assert c["network"] == "cnn" and c["env"] == "Breakout-MinAtar"  # preset
+    assert c["hidden_sizes"] == [256, 256] and c["env"] == "Breakout-MinAtar"  # preset
     assert c["num_envs"] == 8 and spec["seeds"] == [0, 1, 2]  # file over preset
     assert c["lr"] == 0.002 and c["gamma"] == 0.95  # flag, then --set win
     assert c["objective"] == {"kind": "ppo_clip", "clip_eps": 0.1}

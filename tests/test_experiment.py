@@ -120,7 +120,7 @@ def test_every_shipped_preset_is_valid() -> None:
         r = resolve(preset=name)
         assert r.algo == load_preset(name).algo and r.description
         assert r.config.env in env_names(), (name, r.config.env)
-    assert resolve(preset="ppo-minatar").config.network == "cnn"
+    assert resolve(preset="ppo-minatar").config.hidden_sizes == (256, 256)
 
 
 @pytest.mark.parametrize("name", ["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0",

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from checks import SAME_SEED_SAME_NUMBERS, assert_same_seed_same_numbers, greedy_returns
 
 import rlfoundry as rf
 from rlfoundry.algos import (
@@ -29,7 +30,6 @@ from rlfoundry.algos.offpolicy_nets import ActionScale, squashed_sample
 from rlfoundry.algos.replay import ReplayBuffer
 from rlfoundry.engine import algorithm_for
 from rlfoundry.envs.probes import TwoStepDiscount
-from rlfoundry.experiment.evaluate import play
 
 
 def one_seed(state):
@@ -140,36 +140,39 @@ DQN_PROBE = dict(
 )
 
 
-def trained_dqn(env: str, **overrides):
+def trained_dqn(env: str, seeds=(0,), **overrides):
+    """Seed 0's Q-function, and the whole run's state and metrics."""
     cfg = DQNConfig(env=env, **{**DQN_PROBE, **overrides})
-    state, _ = rf.Trainer(cfg, seeds=[0], chunk_updates=1000).run()
-    state = one_seed(state)
+    run_state, metrics = rf.Trainer(cfg, seeds=list(seeds), chunk_updates=1000).run()
+    state = one_seed(run_state)
     q = dqn.q_network(cfg, make_env_stack(cfg))
-    return lambda obs: np.asarray(q.apply(state.learner.params, jnp.array(obs, jnp.float32)))
+    values = lambda obs: np.asarray(q.apply(state.learner.params, jnp.array(obs, jnp.float32)))
+    return values, run_state, metrics
 
 
 def test_dqn_probe_constant_reward():
-    q = trained_dqn("Probe-Constant-v0")
+    q, *_ = trained_dqn("Probe-Constant-v0")
     np.testing.assert_allclose(q([[0.0]]), 1.0, atol=0.05)
 
 
 def test_dqn_probe_observation_dependent_value():
-    q = trained_dqn("Probe-Observation-v0")
+    q, *_ = trained_dqn("Probe-Observation-v0")
     np.testing.assert_allclose(q([[1.0], [-1.0]]), [[1.0, 1.0], [-1.0, -1.0]], atol=0.1)
 
 
 def test_dqn_probe_two_step_discounting():
-    q = trained_dqn("Probe-TwoStep-v0", gamma=0.9)
+    q, *_ = trained_dqn("Probe-TwoStep-v0", gamma=0.9)
     np.testing.assert_allclose(q([[0.0], [1.0]]), [[0.9, 0.9], [1.0, 1.0]], atol=0.05)
 
 
 def test_dqn_probe_action_dependent_reward():
-    q = trained_dqn("Probe-Action-v0")
+    q, *_ = trained_dqn("Probe-Action-v0")
     np.testing.assert_allclose(q([[0.0]]), [[-1.0, 1.0]], atol=0.1)
 
 
-def test_dqn_probe_observation_and_action():
-    q = trained_dqn("Probe-ObservationAction-v0")
+def test_dqn_probe_observation_and_action_and_same_seed_same_numbers():
+    q, state, metrics = trained_dqn("Probe-ObservationAction-v0", seeds=SAME_SEED_SAME_NUMBERS)
+    assert_same_seed_same_numbers(state.learner.params, metrics, "q_loss")
     values = q([[1.0], [-1.0]])
     np.testing.assert_array_equal(values.argmax(-1), [1, 0])
     np.testing.assert_allclose(values, [[-1.0, 1.0], [1.0, -1.0]], atol=0.1)
@@ -191,24 +194,27 @@ CONTINUOUS_PROBE = dict(
 CONTINUOUS = {"sac": (SACConfig, sac), "td3": (TD3Config, td3), "ddpg": (DDPGConfig, td3)}
 
 
-def trained_continuous(name: str, env: str, **overrides):
+def trained_continuous(name: str, env: str, seeds=(0,), **overrides):
+    """The config, seed 0's state and Q-functions, and the whole run's state and metrics."""
     cls, module = CONTINUOUS[name]
     cfg = cls(env=env, **{**CONTINUOUS_PROBE, **overrides})
-    state, metrics = rf.Trainer(cfg, seeds=[0], chunk_updates=1000).run()
-    state = one_seed(state)
+    run_state, metrics = rf.Trainer(cfg, seeds=list(seeds), chunk_updates=1000).run()
+    state = one_seed(run_state)
     _, critic, _ = module.networks(cfg, make_env_stack(cfg))
     q = lambda obs, a: np.asarray(
         critic.apply(state.learner.params["critic"], jnp.array(obs, jnp.float32),
                      jnp.array(a, jnp.float32))
     )
-    return cfg, state, q, metrics
+    return cfg, state, q, run_state, metrics
 
 
 @pytest.mark.parametrize("name", ["sac", "td3", "ddpg"])
-def test_continuous_probe_action_mean_and_q(name):
+def test_continuous_probe_action_mean_and_q_and_same_seed_same_numbers(name):
     """Reward 1 - (a - 0.5)^2 in one step: the actor's (squashed) mean goes to 0.5 and every
     critic learns Q(s, a) = 1 - (a - 0.5)^2."""
-    cfg, state, q, _ = trained_continuous(name, "Probe-ContinuousAction-v0")
+    cfg, state, q, run_state, metrics = trained_continuous(name, "Probe-ContinuousAction-v0",
+                                                           seeds=SAME_SEED_SAME_NUMBERS)
+    assert_same_seed_same_numbers(run_state.learner.params, metrics, "q_loss")
     mean = ALGORITHMS[name].act(cfg, state, jnp.zeros((1, 1)), jax.random.PRNGKey(0), True)
     assert float(mean[0, 0]) == pytest.approx(0.5, abs=0.1)
     actions = np.array([[-0.5], [0.0], [0.5], [1.0]])
@@ -219,7 +225,7 @@ def test_continuous_probe_action_mean_and_q(name):
 
 @pytest.mark.parametrize("name", ["td3", "ddpg"])
 def test_continuous_probe_two_step_discounting(name):
-    _, _, q, _ = trained_continuous(name, "Test-ContinuousTwoStep-v0", gamma=0.9)
+    _, _, q, *_ = trained_continuous(name, "Test-ContinuousTwoStep-v0", gamma=0.9)
     values = q([[0.0], [1.0]], [[0.3], [-0.3]])
     np.testing.assert_allclose(values, np.broadcast_to([0.9, 1.0], values.shape), atol=0.05)
 
@@ -227,7 +233,7 @@ def test_continuous_probe_two_step_discounting(name):
 def test_sac_probe_two_step_soft_value():
     """SAC's soft Q: Q(s1, ·) = 1 (terminal) and Q(s0, a) = γ E[Q(s1, a') - α log π(a'|s1)],
     checked against the learned α and policy by sampling."""
-    cfg, state, q, _ = trained_continuous("sac", "Test-ContinuousTwoStep-v0", gamma=0.9)
+    cfg, state, q, *_ = trained_continuous("sac", "Test-ContinuousTwoStep-v0", gamma=0.9)
     actor, _, scale = sac.networks(cfg, make_env_stack(cfg))
     np.testing.assert_allclose(q([[1.0]], [[0.3]]), 1.0, atol=0.05)
     mean, log_std = actor.apply(state.learner.params["actor"], jnp.ones((1, 1)))
@@ -238,23 +244,25 @@ def test_sac_probe_two_step_soft_value():
     np.testing.assert_allclose(q([[0.0]], [[0.3]]), cfg.gamma * soft_v1, atol=0.03)
 
 
-def trained_discrete_sac(env: str, **overrides):
+def trained_discrete_sac(env: str, seeds=(0,), **overrides):
     cfg = SACDiscreteConfig(env=env, **{**CONTINUOUS_PROBE, **overrides})
-    state, _ = rf.Trainer(cfg, seeds=[0], chunk_updates=1000).run()
-    state = one_seed(state)
+    run_state, metrics = rf.Trainer(cfg, seeds=list(seeds), chunk_updates=1000).run()
+    state = one_seed(run_state)
     actor, critic = sac_discrete.networks(cfg, make_env_stack(cfg))
     params = state.learner.params
     q = lambda obs: np.asarray(critic.apply(params["critic"], jnp.array(obs, jnp.float32)))
     log_pi = lambda obs: np.asarray(
         jax.nn.log_softmax(actor.apply(params["actor"], jnp.array(obs, jnp.float32)))
     )
-    return cfg, state, q, log_pi
+    return cfg, state, q, log_pi, run_state, metrics
 
 
-def test_discrete_sac_probe_observation_and_action():
+def test_discrete_sac_probe_observation_and_action_and_same_seed_same_numbers():
     """One step, reward +1 for the action matching the observation's sign, else -1: both
     critics learn Q(s, ·) exactly and the policy prefers the rewarded action."""
-    cfg, state, q, log_pi = trained_discrete_sac("Probe-ObservationAction-v0")
+    cfg, state, q, log_pi, run_state, metrics = trained_discrete_sac(
+        "Probe-ObservationAction-v0", seeds=SAME_SEED_SAME_NUMBERS)
+    assert_same_seed_same_numbers(run_state.learner.params, metrics, "q_loss")
     values = q([[1.0], [-1.0]])  # [critics, 2 obs, 2 actions]
     np.testing.assert_allclose(values, np.broadcast_to([[-1.0, 1.0], [1.0, -1.0]],
                                                        values.shape), atol=0.1)
@@ -267,7 +275,7 @@ def test_discrete_sac_probe_observation_and_action():
 def test_discrete_sac_probe_two_step_soft_value():
     """Q(s1, ·) = 1 (terminal); Q(s0, a) = γ Σ_a' π(a'|s1) (Q(s1, a') - α log π(a'|s1)),
     the exact soft value, computed from the learned α and policy."""
-    cfg, state, q, log_pi = trained_discrete_sac("Probe-TwoStep-v0", gamma=0.9)
+    cfg, state, q, log_pi, *_ = trained_discrete_sac("Probe-TwoStep-v0", gamma=0.9)
     np.testing.assert_allclose(q([[1.0]]), 1.0, atol=0.05)
     alpha = np.exp(float(state.learner.params["log_alpha"]))
     lp = log_pi([[1.0]])[0]
@@ -294,20 +302,7 @@ SMALL = {
                      gradient_steps=8, batch_size=64, hidden_sizes=(32, 32), buffer_size=1024),
     "td3": TD3Config(total_steps=768, num_envs=4, num_steps=32, learning_starts=256,
                      gradient_steps=8, batch_size=64, hidden_sizes=(32, 32), buffer_size=1024),
-    "sac_discrete": SACDiscreteConfig(total_steps=768, num_envs=4, num_steps=32,
-                                      learning_starts=256, gradient_steps=8, batch_size=64,
-                                      hidden_sizes=(32, 32), buffer_size=1024),
 }
-
-
-@pytest.mark.parametrize("name", ["dqn", "sac", "td3", "sac_discrete"])
-def test_same_seed_same_numbers(name):
-    state, metrics = rf.Trainer(SMALL[name], seeds=[0, 0, 1], chunk_updates=100).run()
-    leaves = jax.tree.leaves(state.learner.params)
-    assert all(np.array_equal(x[0], x[1]) for x in leaves)
-    assert not all(np.array_equal(x[0], x[2]) for x in leaves)
-    np.testing.assert_array_equal(metrics["q_loss"][0], metrics["q_loss"][1])
-    assert metrics["q_loss"][0, -1] > 0  # learning started after learning_starts
 
 
 def test_pure_train_matches_chunked_trainer():
@@ -399,16 +394,6 @@ def test_config_errors_are_one_line(cfg, message):
 # --- learning tests ----------------------------------------------------------------------
 
 
-def evaluate(cfg, state, episodes: int = 10, cap: int = 501) -> np.ndarray:
-    """Mean return of the deterministic (greedy / mean-action) policy per seed, from a
-    compiled evaluation loop of ``episodes`` fresh episodes."""
-    run = play(cfg, algorithm_for(cfg), episodes, cap, True)
-    keys = jax.random.split(jax.random.PRNGKey(1234), jax.tree.leaves(state.update)[0].shape[0])
-    returns, _, finished = jax.jit(jax.vmap(run))(state, keys)
-    assert np.asarray(finished).all()
-    return np.asarray(returns).mean(axis=1)
-
-
 # DQN on CartPole-v1: the learner's defaults (tuned: see rlfoundry.algos.dqn).
 DQN_CARTPOLE = DQNConfig()
 # SAC and TD3 on Pendulum-v1: the shared off-policy defaults, 15,360 of the 30k steps allowed.
@@ -420,7 +405,7 @@ def test_dqn_solves_cartpole_within_100k_steps():
     """Two seeds vmapped; the greedy policy at the end plays 20 fresh episodes per seed."""
     assert DQN_CARTPOLE.total_steps <= 100_000
     state, _ = rf.Trainer(DQN_CARTPOLE, seeds=[0, 1], chunk_updates=400).run()
-    returns = evaluate(DQN_CARTPOLE, state, episodes=20)
+    returns = greedy_returns(DQN_CARTPOLE, state, episodes=20)
     print("DQN CartPole-v1 greedy returns per seed:", returns)
     assert np.all(returns >= 475), returns
 
@@ -431,6 +416,6 @@ def test_continuous_learner_solves_pendulum_within_30k_steps(name):
     cfg = CONTINUOUS[name][0](**PENDULUM)
     assert cfg.total_steps <= 30_000
     state, _ = rf.Trainer(cfg, seeds=[0, 1], chunk_updates=400).run()
-    returns = evaluate(cfg, state, cap=201)
+    returns = greedy_returns(cfg, state, cap=201)
     print(f"{name} Pendulum-v1 deterministic returns per seed:", returns)
     assert np.all(returns >= -250), returns

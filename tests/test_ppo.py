@@ -200,3 +200,19 @@ def test_discounted_returns_bootstrap_only_where_the_episode_goes_on():
     np.testing.assert_allclose(g, [1.5, 1.0, 1 + 0.5 * (1 + 0.5 * 10), 1 + 0.5 * 10])
     g = np.asarray(discounted_returns(r, jnp.zeros((4, 1), bool), term, nv, 0.5))[:, 0]
     np.testing.assert_allclose(g[:2], [1 + 0.5 * (1 + 0.5 * 10), 1 + 0.5 * 10])
+
+
+def test_clip_per_network_bounds_each_networks_gradient_on_its_own():
+    """A large critic gradient shrinks the actor's step under one joint norm, not per
+    network; the optimiser state keeps its shape either way (checkpoints stay loadable)."""
+    grads = {"actor": {"w": jnp.full(4, 0.1)}, "critic": {"w": jnp.full(4, 50.0)}}
+    norm = lambda tree: float(jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(tree))))
+    joint = ppo.optimizer(rf.PPOConfig(max_grad_norm=0.5)).init(grads)
+    each = ppo.optimizer(rf.PPOConfig(max_grad_norm=0.5, clip_per_network=True)).init(grads)
+    assert jax.tree.structure(joint) == jax.tree.structure(each)
+    clip_joint = ppo.optax.clip_by_global_norm(0.5).update(grads, None)[0]
+    clip_each = ppo.clip_each_network(0.5).update(grads, None)[0]
+    assert norm(clip_joint) == pytest.approx(0.5, rel=1e-5)
+    assert norm(clip_joint["actor"]) < 0.01  # the critic took the whole budget
+    assert norm(clip_each["actor"]) == pytest.approx(0.2, rel=1e-5)  # under 0.5: untouched
+    assert norm(clip_each["critic"]) == pytest.approx(0.5, rel=1e-5)
