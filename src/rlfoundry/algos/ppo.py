@@ -314,7 +314,7 @@ def optimise(
         grads, info = jax.grad(loss_fn, has_aux=True)(params, mb)
         updates, opt_state = tx.update(grads, opt_state, params)
         # before clipping: how hard max_grad_norm bites
-        info = {**info, "grad_norm": optax.global_norm(grads)}
+        info = {**info, "grad_norm": optax.tree.norm(grads)}
         return (optax.apply_updates(params, updates), opt_state), info
 
     (params, opt_state), losses = epochs_of_minibatches(
