@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -73,16 +74,23 @@ def test_cli_discover_groove(tmp_path, capsys):
     assert program_key(saved) == program_key(GROOVE)  # the compiled programs were shared
 
 
-def test_ray_backend_gives_the_vmap_backends_fitness():
+def test_ray_backend_gives_the_vmap_backends_fitness(tmp_path):
+    """...and its workers compile into the driver's persistent cache (the CLI's)."""
     pytest.importorskip("ray")
+    from rlfoundry.experiment import compile_cache
+
+    cache = compile_cache.enable(str(tmp_path / "xla"))
     # a large inner learning rate, so the members' drifts change their policies in 8 updates
     cfg = DiscoveryConfig(population=4, hidden=4, final_fraction=1.0, normalize_by_ppo=False,
                           inner=(*INNER, ("lr", 0.02)))
     vmap_search = make_search(cfg)
     ray_search = make_search(dataclasses.replace(cfg, backend="ray", shards=2))
+    assert ray_search.backend.cache_dir == cache
     try:
         meta = ray_search.init(jax.random.PRNGKey(0))
         _, ray_stats = ray_search.step(meta)
+        # only the workers compile the evaluation here (the driver: ask, fitness, tell)
+        assert any(p.name.startswith("jit_evaluate") for p in Path(cache).iterdir())
         # members far apart (large drift weights), so a mixed-up order would show
         thetas = 3.0 * jax.random.normal(jax.random.PRNGKey(1), (4, cfg.num_params()))
         key = jax.random.PRNGKey(2)

@@ -36,13 +36,20 @@ class VmapBackend:
 _WORKER_SEARCHES: dict[str, Any] = {}
 
 
-def evaluate_shard(config_json: str, thetas: np.ndarray, args: tuple[Any, ...]) -> Any:
+def evaluate_shard(config_json: str, thetas: np.ndarray, args: tuple[Any, ...],
+                   cache_dir: str | None = None) -> Any:
     """A Ray task: the search's compiled evaluation on one slice of the population (the
-    search and its compiled programs are cached per worker process)."""
+    search and its compiled programs are cached per worker process; with ``cache_dir``,
+    the driver's persistent compilation cache, a new worker loads them from disk when any
+    worker of this or an earlier run compiled them)."""
     from rlfoundry.discovery.run import config_from_json, make_search
 
     search = _WORKER_SEARCHES.get(config_json)
     if search is None:
+        if cache_dir:
+            from rlfoundry.experiment import compile_cache
+
+            compile_cache.enable(cache_dir)
         config = config_from_json(json.loads(config_json))
         search = make_search(config, backend=VmapBackend())
         _WORKER_SEARCHES[config_json] = search
@@ -62,6 +69,8 @@ class RayBackend:
 
         self.ray = ray
         self.shards = config.shards
+        # the driver's persistent compilation cache (the CLI turns it on), shared by workers
+        self.cache_dir = jax.config.jax_compilation_cache_dir or None
         self.config_json = json.dumps(config_to_json(program_key(config)), sort_keys=True)
         self.started_here = not ray.is_initialized()
         if self.started_here:
@@ -89,7 +98,7 @@ class RayBackend:
         thetas = np.asarray(jax.device_get(thetas))
         args = tuple(jax.device_get(args))
         bounds = np.linspace(0, len(thetas), min(self.shards, len(thetas)) + 1).astype(int)
-        refs = [self.task.remote(self.config_json, thetas[a:b], args)
+        refs = [self.task.remote(self.config_json, thetas[a:b], args, self.cache_dir)
                 for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         t0 = time.perf_counter()
         parts = self.ray.get(refs)  # time in the workers' compiled programs (and transfer)
