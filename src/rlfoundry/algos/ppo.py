@@ -153,9 +153,8 @@ def num_updates(config: PPOConfig) -> int:
 
 def clip_each_network(max_norm: Any) -> optax.GradientTransformation:
     """Global-norm clipping applied to each top-level entry of the gradient (``actor``,
-    ``critic``) on its own. With one joint norm, a large value error (unclipped rewards, as
-    in MinAtar, and γ near 1) fills the whole budget and shrinks the policy's step to almost
-    nothing; PPO on MinAtar Breakout then stalls at a return of 7. Stateless, like
+    ``critic``) on its own. With one joint norm, a large value error (unclipped rewards, γ
+    near 1) can fill the whole budget and shrink the policy's step with it. Stateless, like
     ``optax.clip_by_global_norm``, so optimiser states (and checkpoints) keep their shape."""
     joint = optax.clip_by_global_norm(max_norm)
 
