@@ -9,6 +9,7 @@ import jax
 import numpy as np
 
 from rlfoundry.engine import algorithm_for
+from rlfoundry.experiment import report
 from rlfoundry.experiment.evaluate import play
 
 SAME_SEED_SAME_NUMBERS = [0, 0, 1]
@@ -22,6 +23,12 @@ def assert_same_seed_same_numbers(params: Any, metrics: dict, loss: str) -> None
     assert all(np.array_equal(x[0], x[1]) for x in leaves)
     assert not all(np.array_equal(x[0], x[2]) for x in leaves)
     np.testing.assert_array_equal(metrics[loss][0], metrics[loss][1])
+
+
+def final_returns(metrics: dict, fraction: float = 0.05) -> np.ndarray:
+    """Per-seed episode-weighted mean training return over the last ``fraction`` of updates
+    (the run summary's measure)."""
+    return report.final_returns(metrics, fraction)[0]
 
 
 def greedy_returns(cfg: Any, state: Any, episodes: int = 10, cap: int = 501) -> np.ndarray:

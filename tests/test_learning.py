@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from checks import final_returns
 
 import rlfoundry as rf
 from rlfoundry.config import from_dict
-from rlfoundry.experiment import report
 from rlfoundry.experiment.presets import load_preset
-
-
-def final_returns(metrics: dict[str, np.ndarray], fraction: float = 0.05) -> np.ndarray:
-    """Per-seed episode-weighted mean return over the last ``fraction`` of updates (the same
-    measure the run summary reports)."""
-    return report.final_returns(metrics, fraction)[0]
 
 
 @pytest.mark.slow

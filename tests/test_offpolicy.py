@@ -173,6 +173,7 @@ def test_dqn_probe_action_dependent_reward():
 def test_dqn_probe_observation_and_action_and_same_seed_same_numbers():
     q, state, metrics = trained_dqn("Probe-ObservationAction-v0", seeds=SAME_SEED_SAME_NUMBERS)
     assert_same_seed_same_numbers(state.learner.params, metrics, "q_loss")
+    assert metrics["q_loss"][0, -1] > 0  # learning started after learning_starts
     values = q([[1.0], [-1.0]])
     np.testing.assert_array_equal(values.argmax(-1), [1, 0])
     np.testing.assert_allclose(values, [[-1.0, 1.0], [1.0, -1.0]], atol=0.1)
@@ -215,6 +216,7 @@ def test_continuous_probe_action_mean_and_q_and_same_seed_same_numbers(name):
     cfg, state, q, run_state, metrics = trained_continuous(name, "Probe-ContinuousAction-v0",
                                                            seeds=SAME_SEED_SAME_NUMBERS)
     assert_same_seed_same_numbers(run_state.learner.params, metrics, "q_loss")
+    assert metrics["q_loss"][0, -1] > 0  # learning started after learning_starts
     mean = ALGORITHMS[name].act(cfg, state, jnp.zeros((1, 1)), jax.random.PRNGKey(0), True)
     assert float(mean[0, 0]) == pytest.approx(0.5, abs=0.1)
     actions = np.array([[-0.5], [0.0], [0.5], [1.0]])
@@ -263,6 +265,7 @@ def test_discrete_sac_probe_observation_and_action_and_same_seed_same_numbers():
     cfg, state, q, log_pi, run_state, metrics = trained_discrete_sac(
         "Probe-ObservationAction-v0", seeds=SAME_SEED_SAME_NUMBERS)
     assert_same_seed_same_numbers(run_state.learner.params, metrics, "q_loss")
+    assert metrics["q_loss"][0, -1] > 0  # learning started after learning_starts
     values = q([[1.0], [-1.0]])  # [critics, 2 obs, 2 actions]
     np.testing.assert_allclose(values, np.broadcast_to([[-1.0, 1.0], [1.0, -1.0]],
                                                        values.shape), atol=0.1)

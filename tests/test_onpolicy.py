@@ -10,7 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from checks import SAME_SEED_SAME_NUMBERS, assert_same_seed_same_numbers, greedy_returns
+from checks import (
+    SAME_SEED_SAME_NUMBERS,
+    assert_same_seed_same_numbers,
+    final_returns,
+    greedy_returns,
+)
 
 import rlfoundry as rf
 from rlfoundry.algos import pg
@@ -20,7 +25,6 @@ from rlfoundry.algos.pg import PGConfig
 from rlfoundry.algos.ppo import networks
 from rlfoundry.algos.ppo_kl import KLPenalty, PPOKLConfig, adapt_beta
 from rlfoundry.algos.trpo import TRPOConfig, conjugate_gradient
-from rlfoundry.experiment import report
 
 SMALL_NET = dict(hidden_sizes=(32, 32))
 
@@ -167,12 +171,6 @@ def test_trpo_steps_stay_inside_the_trust_region():
     _, metrics = rf.Trainer(cfg, seeds=[0]).run()
     assert np.all(metrics["kl"] <= cfg.max_kl + 1e-6)
     assert np.all(metrics["improvement"] >= 0.0) and metrics["accepted"].mean() > 0.5
-
-
-def final_returns(metrics: dict[str, np.ndarray]) -> np.ndarray:
-    """Per-seed episode-weighted mean training return over the last 5% of updates (the
-    run summary's measure)."""
-    return report.final_returns(metrics, 0.05)[0]
 
 
 @pytest.mark.slow
